@@ -1,0 +1,97 @@
+#!/usr/bin/env bun
+/** Command line: argument parsing and start-up, nothing else. */
+import { parseArgs } from "node:util";
+import pkg from "../package.json" with { type: "json" };
+import { ConfigError, loadConfig } from "./config/index.ts";
+import { maskConfig } from "./listeners/admin.ts";
+import { startMesher } from "./server.ts";
+
+const HELP = `mesher ${pkg.version}: a service-mesh sidecar and API gateway, configured in TypeScript
+
+Usage:
+  mesher [run] [options]     start the sidecar (or gateway)
+  mesher check [options]     validate the config, print it resolved, and exit
+
+Options:
+  -c, --config FILE          config file: .ts/.js module, .json or .yaml (default ./mesher.config.ts)
+  -m, --mode MODE            sidecar | edge (overrides the config's mode)
+      --service-ports LIST   ports of the local app, e.g. http:8080,grpc:9000
+                             (env SERVICE_PORTS; overrides service.ports)
+  -h, --help                 show this help
+  -v, --version              print the version
+
+Signals: SIGTERM/SIGINT stop accepting, let in-flight requests finish (drainTimeout), exit 0.
+`;
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: "string", short: "c" },
+        mode: { type: "string", short: "m" },
+        "service-ports": { type: "string" },
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "v" },
+      },
+    });
+  } catch (err) {
+    console.error(`mesher: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return console.log(HELP), 0;
+  if (values.version) return console.log(pkg.version), 0;
+  const command = positionals[0] ?? "run";
+  if (!["run", "check"].includes(command) || positionals.length > 1) {
+    console.error(`mesher: unknown command "${positionals.join(" ")}"\n\n${HELP}`);
+    return 2;
+  }
+
+  const file = values.config ?? "mesher.config.ts";
+  let config;
+  try {
+    config = await loadConfig(file, {
+      mode: values.mode,
+      servicePorts: values["service-ports"] ?? process.env.SERVICE_PORTS,
+    });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`mesher: ${err.message}`);
+    return 1;
+  }
+  if (command === "check") {
+    console.log(JSON.stringify(maskConfig(config), null, 2));
+    console.error(`mesher: ${file} is valid`);
+    return 0;
+  }
+
+  const mesher = startMesher(config);
+  const a = mesher.addresses;
+  console.log(
+    `mesher ${config.service.name} (${config.mode}) listening consumer=${a.consumer}` +
+      (a.provider ? ` provider=${a.provider}` : "") +
+      (a.admin ? ` admin=${a.admin}` : ""),
+  );
+  const shutdown = async (signal: string) => {
+    console.log(`mesher: ${signal}, draining`);
+    await mesher.stop();
+    console.log("mesher: stopped");
+    process.exit(0);
+  };
+  process.once("SIGTERM", () => void shutdown("SIGTERM"));
+  process.once("SIGINT", () => void shutdown("SIGINT"));
+  return -1; // keep running
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err) => {
+    console.error("mesher: failed to start:", err instanceof Error ? err.message : err);
+    process.exit(1);
+  },
+);

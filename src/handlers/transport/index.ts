@@ -1,0 +1,63 @@
+import { MeshError } from "../../pipeline/errors.ts";
+import type { Handler, HandlerFactory } from "../../pipeline/types.ts";
+import { stripHopByHop } from "../../upstream/http.ts";
+
+/** Bun's fetch options beyond the standard ones (not in bun-types 1.4.4). */
+interface BunRequestInit extends RequestInit {
+  /** false: pass compressed bodies through as they are. */
+  decompress?: boolean;
+}
+
+/** Maps a failed fetch to a typed error. */
+function upstreamError(err: unknown, address: string, signal: AbortSignal): MeshError {
+  if (signal.aborted) {
+    const reason = signal.reason;
+    if (reason instanceof MeshError) return reason;
+    return new MeshError("upstream_reset", "the downstream client went away", { cause: err });
+  }
+  const code = (err as { code?: string }).code;
+  if (code === "ECONNREFUSED" || code === "ConnectionRefused" || code === "FailedToOpenSocket") {
+    return new MeshError("upstream_connect_failure", `connection refused by ${address}`, { cause: err });
+  }
+  if (code === "ETIMEDOUT" || code === "Timeout") {
+    return new MeshError("upstream_timeout", `${address} did not answer in time`, { cause: err });
+  }
+  return new MeshError("upstream_reset", `connection to ${address} failed: ${code ?? String(err)}`, {
+    cause: err,
+  });
+}
+
+/**
+ * Sends the request to `ctx.endpoint` and sets `ctx.res`. Bodies stream both ways; compressed
+ * responses pass byte-exact (`decompress: false`); the upstream call is cancelled when
+ * `ctx.signal` fires.
+ */
+export const transport: HandlerFactory = (): Handler =>
+  async function transport(ctx) {
+    const endpoint = ctx.endpoint;
+    if (!endpoint) throw new MeshError("no_healthy_upstream", `no endpoint chosen for ${ctx.service}`);
+    ctx.headers.set("host", endpoint.address);
+    ctx.attempts++;
+    endpoint.active++;
+    let upstream: Response;
+    try {
+      upstream = await fetch(`http://${endpoint.address}${ctx.path}`, <BunRequestInit>{
+        method: ctx.method,
+        headers: ctx.headers,
+        body: ctx.body,
+        redirect: "manual",
+        decompress: false,
+        signal: ctx.signal,
+        duplex: "half", // required by the fetch spec for a streamed body
+      });
+    } catch (err) {
+      throw upstreamError(err, endpoint.address, ctx.signal);
+    } finally {
+      endpoint.active--;
+    }
+    ctx.res = new Response(upstream.body, {
+      status: upstream.status,
+      statusText: upstream.statusText,
+      headers: stripHopByHop(new Headers(upstream.headers)),
+    });
+  };

@@ -1,0 +1,85 @@
+/**
+ * Compiles a resolved config into the pipeline the listeners run: one composed function per
+ * chain, built once per config load. A reload builds a new Pipeline and swaps it in whole.
+ */
+import type { ResolvedConfig } from "../config/schema.ts";
+import { builtinHandlers, DEFAULT_CHAINS } from "../handlers/index.ts";
+import type { ClusterManager, EndpointSpec } from "../upstream/clusters.ts";
+import { compose } from "./compose.ts";
+import type { Ctx, Direction, Handler, HandlerEnv, Source } from "./types.ts";
+
+export interface Pipeline {
+  readonly config: ResolvedConfig;
+  /** Increases with every config applied (shown on the admin API). */
+  readonly version: number;
+  readonly consumer: (ctx: Ctx) => Promise<void>;
+  readonly provider: (ctx: Ctx) => Promise<void>;
+  /** This sidecar's identity as the `x-cse-context` header carries it (Mesher's format). */
+  readonly identity: string;
+}
+
+/** Header that carries the caller's identity across the mesh, as Mesher and go-chassis do. */
+export const IDENTITY_HEADER = "x-cse-context";
+
+/** Builds the identity header value once per config. */
+export function identityOf(config: ResolvedConfig): string {
+  const s = config.service;
+  return JSON.stringify({
+    "x-cse-src-microservice": s.name,
+    "x-mesher-src-version": s.version,
+    "x-mesher-src-app": s.app,
+    "x-mesher-src-tags": s.tags,
+  });
+}
+
+/** Reads the caller identity from an `x-cse-context` value; undefined when absent or broken. */
+export function parseIdentity(value: string | null): Source | undefined {
+  if (!value) return undefined;
+  try {
+    const o = JSON.parse(value) as Record<string, unknown>;
+    const name = o["x-cse-src-microservice"];
+    if (typeof name !== "string") return undefined;
+    const str = (x: unknown) => (typeof x === "string" ? x : undefined);
+    const tags = o["x-mesher-src-tags"];
+    return {
+      name,
+      version: str(o["x-mesher-src-version"]),
+      app: str(o["x-mesher-src-app"]),
+      tags: tags && typeof tags === "object" ? (tags as Record<string, string>) : undefined,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+function buildChain(config: ResolvedConfig, clusters: ClusterManager, direction: Direction): (ctx: Ctx) => Promise<void> {
+  const side = direction === "provider" ? "provider" : "consumer";
+  const entries = config.chains[side] ?? DEFAULT_CHAINS[side];
+  const env: HandlerEnv = { config, clusters, direction };
+  const handlers: Handler[] = entries.map((entry) => {
+    if (typeof entry === "function") return entry;
+    const factory = config.handlers[entry] ?? builtinHandlers[entry];
+    if (!factory) throw new Error(`unknown handler "${entry}"`); // resolveConfig checked this
+    return factory(env);
+  });
+  return compose(handlers);
+}
+
+/** The static endpoints of a config, as the cluster manager takes them. */
+export function staticEndpoints(config: ResolvedConfig): Record<string, EndpointSpec[]> {
+  const out: Record<string, EndpointSpec[]> = {};
+  for (const [name, svc] of Object.entries(config.services)) {
+    out[name] = svc.endpoints.map((e) => (typeof e === "string" ? { address: e } : e));
+  }
+  return out;
+}
+
+export function buildPipeline(config: ResolvedConfig, clusters: ClusterManager, version: number): Pipeline {
+  return {
+    config,
+    version,
+    consumer: buildChain(config, clusters, "consumer"),
+    provider: buildChain(config, clusters, "provider"),
+    identity: identityOf(config),
+  };
+}

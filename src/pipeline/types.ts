@@ -1,0 +1,86 @@
+/**
+ * The shapes every handler sees. Plain TypeScript on web-standard Request/Response: nothing
+ * here touches Bun.
+ */
+import type { Cluster, Endpoint } from "../upstream/cluster.ts";
+import type { ClusterManager } from "../upstream/clusters.ts";
+import type { ResolvedConfig } from "../config/schema.ts";
+
+export type Direction = "consumer" | "provider" | "edge";
+
+/** Who made the call: the caller's service as carried across the mesh. */
+export interface Source {
+  name: string;
+  version?: string;
+  app?: string;
+  tags?: Record<string, string>;
+}
+
+/** What the router decided: which tags the endpoint must carry, and the rule's own settings. */
+export interface RouteDecision {
+  /** A name for the route (rule index or name), for metrics and logs. */
+  name: string;
+  /** The endpoint must carry all of these tags. */
+  tags?: Record<string, string>;
+  /** Per-route settings later handlers read (timeout, retry ...). */
+  [key: string]: unknown;
+}
+
+/** The state of one request as it crosses a chain. */
+export interface Ctx {
+  /** The downstream request as it arrived. */
+  readonly req: Request;
+  readonly direction: Direction;
+  /** Address of the downstream peer (the app for consumer, a sidecar for provider). */
+  readonly clientAddress: string;
+  /** performance.now() when the request arrived. */
+  readonly start: number;
+  /**
+   * Aborts the upstream call: fires when the downstream client goes away; a timeout handler
+   * may replace it with one that also fires on its deadline (reason: a MeshError).
+   */
+  signal: AbortSignal;
+
+  /** Request method sent upstream. */
+  method: string;
+  /** Path and query sent upstream (origin-form). */
+  path: string;
+  /** Headers sent upstream: hop-by-hop ones already removed. */
+  headers: Headers;
+  /** Body sent upstream; a retrying handler may replace the stream with buffered bytes. */
+  body: ReadableStream<Uint8Array> | Uint8Array<ArrayBuffer> | null;
+
+  /** The destination service (the cluster name). */
+  service: string;
+  /** The port the caller named in its URL, carried to the provider as X-Forwarded-Port. */
+  port?: string;
+  /** The caller, when known. */
+  source?: Source;
+  route?: RouteDecision;
+  cluster?: Cluster;
+  endpoint?: Endpoint;
+  /** Endpoints tried and failed during this request (balancers avoid them on a retry). */
+  tried?: Endpoint[];
+  /** Upstream attempts made so far. */
+  attempts: number;
+
+  /** The response; set by transport or by a handler that answers itself. */
+  res?: Response;
+  /** Free space for user handlers. */
+  readonly state: Record<string, unknown>;
+}
+
+export type Next = () => Promise<void>;
+
+/** A handler composes like Hono middleware: do work, `await next()`, look at `ctx.res`. */
+export type Handler = (ctx: Ctx, next: Next) => Promise<void> | void;
+
+/** What a handler factory gets when a chain is compiled. */
+export interface HandlerEnv {
+  readonly config: ResolvedConfig;
+  readonly clusters: ClusterManager;
+  readonly direction: Direction;
+}
+
+/** Builds a handler once per chain compile. */
+export type HandlerFactory = (env: HandlerEnv) => Handler;
