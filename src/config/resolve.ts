@@ -71,7 +71,7 @@ export function resolveConfig(raw: unknown, overrides: Overrides = {}, source?: 
       }
     });
   }
-  if (config.listen.provider && config.listen.provider === config.listen.consumer) {
+  if (config.listen.provider && config.listen.provider === config.listen.consumer && !config.listen.provider.endsWith(":0")) {
     problems.push({ path: "listen.provider", value: config.listen.provider, expected: "an address other than listen.consumer" });
   }
   if (problems.length) throw new ConfigError(problems, source);
