@@ -5,6 +5,8 @@
 import type { Cluster, Endpoint } from "../upstream/cluster.ts";
 import type { ClusterManager } from "../upstream/clusters.ts";
 import type { ResolvedConfig } from "../config/schema.ts";
+import type { FaultOptions } from "../handlers/fault/schema.ts";
+import type { RetryOptions } from "../handlers/retry/schema.ts";
 
 export type Direction = "consumer" | "provider" | "edge";
 
@@ -16,14 +18,21 @@ export interface Source {
   tags?: Record<string, string>;
 }
 
-/** What the router decided: which tags the endpoint must carry, and the rule's own settings. */
+/**
+ * What the router decided: which tags the endpoint must carry, and the per-route settings
+ * later handlers read in place of the service's own (timeout, retry, fault).
+ */
 export interface RouteDecision {
-  /** A name for the route (rule index or name), for metrics and logs. */
+  /** A name for the route (rule name or index), for metrics and logs. */
   name: string;
   /** The endpoint must carry all of these tags. */
   tags?: Record<string, string>;
-  /** Per-route settings later handlers read (timeout, retry ...). */
-  [key: string]: unknown;
+  /** Overall timeout in ms for this route (covers all retries); 0 disables. */
+  timeout?: number;
+  /** Retry policy for this route, replacing the service's. */
+  retry?: RetryOptions;
+  /** Fault injection for this route, replacing the service's. */
+  fault?: FaultOptions;
 }
 
 /** The state of one request as it crosses a chain. */
