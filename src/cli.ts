@@ -76,8 +76,9 @@ async function main(argv: string[]): Promise<number> {
       (a.admin ? ` admin=${a.admin}` : ""),
   );
   const shutdown = async (signal: string) => {
+    const stopped = mesher.stop(); // listeners stop accepting synchronously
     console.log(`mesher: ${signal}, draining`);
-    await mesher.stop();
+    await stopped;
     console.log("mesher: stopped");
     process.exit(0);
   };

@@ -44,9 +44,27 @@ export function formatPath(path: v.BaseIssue<unknown>["path"]): string {
   return out;
 }
 
+/**
+ * A union that failed reports one issue for the whole union. When some branch got past the
+ * type check (its issues sit deeper than the union), those deeper issues say what is wrong
+ * far better ("endpoints[1].tags.v: a string") than the union's summary does.
+ */
+function leafIssues(issues: readonly v.BaseIssue<unknown>[]): v.BaseIssue<unknown>[] {
+  const out: v.BaseIssue<unknown>[] = [];
+  for (const issue of issues) {
+    // Sub-issues of a union carry paths relative to the union.
+    const deeper = issue.type === "union" ? (issue.issues ?? []).filter((i) => (i.path?.length ?? 0) > 0) : [];
+    if (deeper.length) {
+      const prefix = issue.path ?? [];
+      out.push(...leafIssues(deeper.map((i) => ({ ...i, path: [...prefix, ...i.path!] }) as v.BaseIssue<unknown>)));
+    } else out.push(issue);
+  }
+  return out;
+}
+
 /** Turns valibot issues into problems, one per leaf issue. */
 export function problemsFromIssues(issues: readonly v.BaseIssue<unknown>[]): ConfigProblem[] {
-  return issues.map((issue) => {
+  return leafIssues(issues).map((issue) => {
     const path = formatPath(issue.path);
     const last = issue.path?.at(-1) as { origin?: string; key?: unknown } | undefined;
     if (last?.origin === "key" || (issue.kind === "schema" && issue.expected === "never")) {
@@ -62,6 +80,10 @@ export function problemsFromIssues(issues: readonly v.BaseIssue<unknown>[]): Con
 function describeExpected(issue: v.BaseIssue<unknown>): string {
   // Custom messages are written as "what was expected"; valibot's defaults start "Invalid ...".
   if (!issue.message.startsWith("Invalid ")) return issue.message;
+  if (issue.kind === "schema" && issue.message.startsWith("Invalid type") && /^[A-Za-z]+$/.test(issue.expected ?? "")) {
+    const t = issue.expected!.toLowerCase();
+    return `${/^[aeiou]/.test(t) ? "an" : "a"} ${t}`;
+  }
   if (issue.type === "integer") return "an integer";
   if (issue.type === "min_value") return `a value >= ${issue.requirement as number}`;
   if (issue.type === "max_value") return `a value <= ${issue.requirement as number}`;

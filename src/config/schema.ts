@@ -13,8 +13,10 @@ const d = v.description;
 const ADDRESS_RE = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
 export const Address = v.pipe(
   v.string(),
-  v.regex(ADDRESS_RE, 'an address "host:port"'),
-  v.check((a) => Number(a.slice(a.lastIndexOf(":") + 1)) <= 65535, "a port in 0..65535"),
+  v.check(
+    (a) => ADDRESS_RE.test(a) && Number(a.slice(a.lastIndexOf(":") + 1)) <= 65535,
+    'an address "host:port" (port 0..65535)',
+  ),
 );
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
