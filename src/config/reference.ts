@@ -125,4 +125,18 @@ export function configReference(): string {
   return lines.join("\n");
 }
 
-if (import.meta.main) console.log(configReference());
+/** Rewrites the block between the README's config-reference markers. */
+async function writeReadme(): Promise<void> {
+  const path = new URL("../../README.md", import.meta.url).pathname;
+  const readme = await Bun.file(path).text();
+  const next = readme.replace(
+    /(<!-- config-reference:start -->\n)[\s\S]*?(<!-- config-reference:end -->)/,
+    `$1${configReference()}\n$2`,
+  );
+  await Bun.write(path, next);
+}
+
+if (import.meta.main) {
+  if (process.argv.includes("--write")) await writeReadme();
+  else console.log(configReference());
+}
