@@ -67,12 +67,13 @@ export function problemsFromIssues(issues: readonly v.BaseIssue<unknown>[]): Con
   return leafIssues(issues).map((issue) => {
     const path = formatPath(issue.path);
     const last = issue.path?.at(-1) as { origin?: string; key?: unknown } | undefined;
-    if (last?.origin === "key" || (issue.kind === "schema" && issue.expected === "never")) {
+    if (issue.kind === "schema" && issue.expected === "never") {
       return { path, value: last?.key ?? issue.input, expected: "a known field (this one is not)" };
     }
     if (issue.kind === "schema" && issue.input === undefined && issue.type !== "custom") {
-      return { path, value: undefined, expected: `a required ${describeExpected(issue)}` };
+      return { path, value: undefined, expected: "a value (this field is required)" };
     }
+    if (last?.origin === "key") return { path, value: last.key, expected: describeExpected(issue) };
     return { path, value: issue.input, expected: describeExpected(issue) };
   });
 }
