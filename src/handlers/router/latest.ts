@@ -8,22 +8,11 @@ import type { Cluster } from "../../upstream/cluster.ts";
 
 export const LATEST = "latest";
 
-/** Compares versions segment by segment ("1.10" > "1.9"), numbers as numbers. */
+const natural = new Intl.Collator("en", { numeric: true, sensitivity: "base" });
+
+/** Compares versions with digit runs as numbers: "1.10" > "1.9", "v10" > "v2". */
 export function compareVersions(a: string, b: string): number {
-  const pa = a.split(/[.-]/);
-  const pb = b.split(/[.-]/);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const x = pa[i] ?? "";
-    const y = pb[i] ?? "";
-    if (x === y) continue;
-    const nx = /^\d+$/.test(x) ? Number(x) : NaN;
-    const ny = /^\d+$/.test(y) ? Number(y) : NaN;
-    if (!Number.isNaN(nx) && !Number.isNaN(ny)) return nx - ny;
-    if (x === "") return -1;
-    if (y === "") return 1;
-    return x < y ? -1 : 1;
-  }
-  return 0;
+  return natural.compare(a, b);
 }
 
 /** Returns a resolver: cluster -> the version "latest" stands for. */
