@@ -158,6 +158,7 @@ spec:
           weight: 1
     - route:
         - destination: {host: ratings}
+      fault: {abort: {httpStatus: 503}}
       rewrite:
         uriRegexRewrite: {match: "^/old/(.*)$", rewrite: "/new/\\\\1"}
 `,
@@ -197,7 +198,7 @@ spec:
         { tags: {}, weight: 25, service: "reviews" },
       ],
     });
-    expect(rules[1]).toMatchObject({ rewrite: { regex: { pattern: "^/old/(.*)$", substitution: "/new/$1" } }, route: [{ tags: {} }] });
+    expect(rules[1]).toMatchObject({ fault: { abort: { httpStatus: 503, percent: 0 } }, rewrite: { regex: { pattern: "^/old/(.*)$", substitution: "/new/$1" } }, route: [{ tags: {} }] });
   });
 
   test("DestinationRule traffic policy goes to loadBalancer and outlierDetection (data for the balancer's schema)", () => {

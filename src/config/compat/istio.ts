@@ -133,8 +133,8 @@ function translateFault(r: Reader, x: unknown, path: string): Obj {
     const p = `${path}.delay`;
     const d = r.obj(f.delay, p, ["fixedDelay", "percentage", "percent"], { exponentialDelay: "only fixedDelay is supported" });
     const delay: Obj = { fixedDelay: r.duration(d.fixedDelay, `${p}.fixedDelay`) };
-    const percent = percentOf(r, d, p);
-    if (percent !== undefined) delay.percent = percent;
+    // Istio: "If left unspecified, no request will be delayed" (mesher's own default is 100).
+    delay.percent = percentOf(r, d, p) ?? 0;
     out.delay = delay;
   }
   if (f.abort !== undefined) {
@@ -144,8 +144,7 @@ function translateFault(r: Reader, x: unknown, path: string): Obj {
       http2Error: "only httpStatus aborts are supported",
     });
     const abort: Obj = { httpStatus: r.num(a.httpStatus, `${p}.httpStatus`) };
-    const percent = percentOf(r, a, p);
-    if (percent !== undefined) abort.percent = percent;
+    abort.percent = percentOf(r, a, p) ?? 0; // Istio: unspecified, no request is aborted
     out.abort = abort;
   }
   return out;
