@@ -9,6 +9,7 @@ import { consumerHandler } from "./listeners/consumer.ts";
 import { providerHandler } from "./listeners/provider.ts";
 import type { Runtime } from "./listeners/runtime.ts";
 import { boundAddress, serveHttp } from "./listeners/serve.ts";
+import { routeRulesOf } from "./handlers/router/index.ts";
 import { buildPipeline, staticEndpoints } from "./pipeline/build.ts";
 import { Metrics } from "./telemetry/metrics.ts";
 import { ClusterManager } from "./upstream/clusters.ts";
@@ -50,7 +51,7 @@ export function startMesher(config: ResolvedConfig): Mesher {
       addresses.provider = boundAddress(provider);
     }
     if (config.listen.admin) {
-      const app = adminApp({ rt, clusters, isReady: () => ready });
+      const app = adminApp({ rt, clusters, isReady: () => ready, routeRules: (s) => routeRulesOf(rt.pipeline.config, s) });
       const admin = serveHttp(config.listen.admin, (req) => app.fetch(req), opts);
       servers.push(admin);
       addresses.admin = boundAddress(admin);

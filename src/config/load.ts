@@ -5,6 +5,7 @@
 import { dirname, extname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { ConfigError } from "./errors.ts";
+import { expandIncludes } from "./include.ts";
 
 const SRC_ROOT = resolve(import.meta.dir, "..");
 const INDEX = resolve(SRC_ROOT, "index.ts");
@@ -45,8 +46,12 @@ function installMesherResolution(configDir: string): void {
 
 let generation = 0;
 
-/** Loads the raw (unvalidated) config object from a file. */
+/** Loads the raw (unvalidated) config object from a file, with its `include` files merged in. */
 export async function loadConfigFile(file: string): Promise<unknown> {
+  return expandIncludes(await loadOwnFile(file), resolve(file));
+}
+
+async function loadOwnFile(file: string): Promise<unknown> {
   const path = resolve(file);
   if (!(await Bun.file(path).exists())) {
     throw new ConfigError([{ path: "", value: path, expected: "an existing config file" }]);

@@ -7,6 +7,7 @@
 import * as v from "valibot";
 import { Duration } from "./duration.ts";
 import type { Handler, HandlerFactory } from "../pipeline/types.ts";
+import { RoutesField } from "../handlers/router/schema.ts";
 
 const d = v.description;
 
@@ -45,6 +46,7 @@ export const ServiceSchema = v.strictObject({
     v.pipe(v.array(EndpointSchema), d("static endpoints of the service; discovery adds more")),
     [],
   ),
+  routes: RoutesField,
 });
 
 const isFunction = (x: unknown): x is (...a: never[]) => unknown => typeof x === "function";
@@ -97,6 +99,7 @@ export const ConfigSchema = v.strictObject({
     d("the local app"),
   ),
   listen: v.optional(v.pipe(ListenSchema, d("listener addresses")), {}),
+  include: v.optional(v.pipe(v.array(v.string()), d("YAML files merged into this config (Mesher router.yaml, Istio VirtualService/DestinationRule), relative to it")), []),
   services: v.optional(
     v.pipe(v.record(ServiceName, ServiceSchema), d("services this sidecar can call, by name")),
     {},
