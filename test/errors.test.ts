@@ -3,6 +3,7 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
+import { resolveConfig } from "../src/config/resolve.ts";
 import { startSidecar, viaProxy } from "./helpers.ts";
 
 async function expectError(res: Response, status: number, code: string) {
@@ -36,7 +37,7 @@ describe("error codes", () => {
     service: { name: "loop2" },
     services: { self: { endpoints: [] } },
   });
-  loopTarget.reload({ ...loopTarget.runtime.pipeline.config, services: { self: { endpoints: [loopTarget.addresses.consumer] } } });
+  loopTarget.reload(resolveConfig({ service: { name: "loop2" }, services: { self: { endpoints: [loopTarget.addresses.consumer] } } }));
   const proxy = `http://${a.addresses.consumer}`;
   afterAll(() => Promise.all([a.stop(), loopTarget.stop()]));
 
@@ -116,4 +117,18 @@ describe("upstream responses", () => {
       app.stop(true);
     }
   });
+});
+
+test("a service with capitals in its name (Mesher's ShoppingCart) is reached whatever the Host's case", async () => {
+  const app = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("cart") });
+  const s = startSidecar({ service: { name: "shop" }, services: { ShoppingCart: { endpoints: [`127.0.0.1:${app.port}`] } } });
+  try {
+    for (const host of ["ShoppingCart", "shoppingcart"]) {
+      const res = await viaProxy(`http://${s.addresses.consumer}`, `http://${host}/`);
+      expect(await res.text()).toBe("cart");
+    }
+  } finally {
+    await s.stop();
+    app.stop(true);
+  }
 });

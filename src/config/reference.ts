@@ -17,6 +17,12 @@ interface Node {
   literal?: unknown;
   description?: string;
   kind?: string;
+  getter?: (input: unknown) => Node;
+}
+
+/** A lazy "one item or a list of them" schema shows as its item. */
+function unlazy(node: Node): Node {
+  return node.type === "lazy" && node.getter ? node.getter({}) : node;
 }
 
 interface Row {
@@ -66,6 +72,8 @@ function typeName(node: Node): string {
       return JSON.stringify(node.literal);
     case "custom":
       return "function";
+    case "lazy":
+      return `${typeName(unlazy(node))} \\| list`;
     default:
       return node.type;
   }
@@ -85,6 +93,7 @@ function walk(node: Node, path: string, rows: Row[], description?: string, def =
     return;
   }
   if (path) rows.push({ path, type: typeName(node), def, description: desc ?? "" });
+  if (node.type === "lazy") node = unlazy(node);
   if (node.type === "strict_object" || node.type === "object") {
     for (const [k, child] of Object.entries(node.entries!)) walk(child, path ? `${path}.${k}` : k, rows);
   } else if (node.type === "record") {
@@ -131,7 +140,7 @@ async function writeReadme(): Promise<void> {
   const readme = await Bun.file(path).text();
   const next = readme.replace(
     /(<!-- config-reference:start -->\n)[\s\S]*?(<!-- config-reference:end -->)/,
-    `$1${configReference()}\n$2`,
+    (_all, start: string, end: string) => `${start}${configReference()}\n${end}`,
   );
   await Bun.write(path, next);
 }

@@ -22,3 +22,12 @@ test("a service no origin declares any more disappears", () => {
   m.setOrigin("static", { shop: [{ address: "a:1" }] });
   expect(m.names()).toEqual(["shop"]);
 });
+
+test("service names are found ignoring case, exact spelling first", () => {
+  const m = new ClusterManager();
+  m.setOrigin("static", { ShoppingCart: [{ address: "a:1" }], cart: [{ address: "b:1" }] });
+  expect(m.canonicalName("shoppingcart")).toBe("ShoppingCart");
+  expect(m.canonicalName("SHOPPINGCART")).toBe("ShoppingCart");
+  expect(m.canonicalName("cart")).toBe("cart");
+  expect(m.canonicalName("nosuch")).toBeUndefined();
+});

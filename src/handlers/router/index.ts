@@ -30,6 +30,8 @@ export const router: HandlerFactory = ({ config, clusters }): Handler => {
 
   return async function router(ctx, next) {
     let rule: CompiledRule | undefined;
+    const canonical = clusters.canonicalName(ctx.service);
+    if (canonical) ctx.service = canonical;
     if (!ctx.route) {
       const rules = tables.get(ctx.service);
       const found = rules && findRule(rules, requestView(ctx));
