@@ -7,6 +7,7 @@
 import * as v from "valibot";
 import { Duration } from "./duration.ts";
 import type { Handler, HandlerFactory } from "../pipeline/types.ts";
+import { GlobalResilienceEntries, ServiceResilienceEntries } from "../handlers/resilienceSchema.ts";
 
 const d = v.description;
 
@@ -43,6 +44,7 @@ export const ServiceSchema = v.strictObject({
     v.pipe(v.array(EndpointSchema), d("static endpoints of the service; discovery adds more")),
     [],
   ),
+  ...ServiceResilienceEntries,
 });
 
 const isFunction = (x: unknown): x is (...a: never[]) => unknown => typeof x === "function";
@@ -124,6 +126,7 @@ export const ConfigSchema = v.strictObject({
     v.pipe(v.number(), v.integer(), v.minValue(0), d("largest request body accepted, in bytes")),
     8 * 1024 ** 3,
   ),
+  ...GlobalResilienceEntries,
 });
 
 /** What a user writes. */

@@ -52,10 +52,13 @@ export function parseIdentity(value: string | null): Source | undefined {
   }
 }
 
-function buildChain(config: ResolvedConfig, clusters: ClusterManager, direction: Direction): (ctx: Ctx) => Promise<void> {
+/** What handlers share beyond the config: metrics, and state kept across reloads. */
+export type PipelineExtras = Pick<HandlerEnv, "metrics" | "store">;
+
+function buildChain(config: ResolvedConfig, clusters: ClusterManager, direction: Direction, extras: PipelineExtras): (ctx: Ctx) => Promise<void> {
   const side = direction === "provider" ? "provider" : "consumer";
   const entries = config.chains[side] ?? DEFAULT_CHAINS[side];
-  const env: HandlerEnv = { config, clusters, direction };
+  const env: HandlerEnv = { config, clusters, direction, ...extras };
   const handlers: Handler[] = entries.map((entry) => {
     if (typeof entry === "function") return entry;
     const factory = config.handlers[entry] ?? builtinHandlers[entry];
@@ -74,12 +77,12 @@ export function staticEndpoints(config: ResolvedConfig): Record<string, Endpoint
   return out;
 }
 
-export function buildPipeline(config: ResolvedConfig, clusters: ClusterManager, version: number): Pipeline {
+export function buildPipeline(config: ResolvedConfig, clusters: ClusterManager, version: number, extras: PipelineExtras = {}): Pipeline {
   return {
     config,
     version,
-    consumer: buildChain(config, clusters, "consumer"),
-    provider: buildChain(config, clusters, "provider"),
+    consumer: buildChain(config, clusters, "consumer", extras),
+    provider: buildChain(config, clusters, "provider", extras),
     identity: identityOf(config),
   };
 }

@@ -7,6 +7,7 @@ import type { ClusterManager } from "../upstream/clusters.ts";
 import type { ResolvedConfig } from "../config/schema.ts";
 import type { FaultOptions } from "../handlers/fault/schema.ts";
 import type { RetryOptions } from "../handlers/retry/schema.ts";
+import type { Metrics } from "../telemetry/metrics.ts";
 
 export type Direction = "consumer" | "provider" | "edge";
 
@@ -70,6 +71,8 @@ export interface Ctx {
   endpoint?: Endpoint;
   /** Endpoints tried and failed during this request (balancers avoid them on a retry). */
   tried?: Endpoint[];
+  /** An endpoint a retry wants to try again (retry `sameEndpoint`); loadBalance honours it while it is available. */
+  retryEndpoint?: Endpoint;
   /** Upstream attempts made so far. */
   attempts: number;
 
@@ -89,6 +92,10 @@ export interface HandlerEnv {
   readonly config: ResolvedConfig;
   readonly clusters: ClusterManager;
   readonly direction: Direction;
+  /** The mesher's metrics (absent when a chain is built outside a running mesher). */
+  readonly metrics?: Metrics;
+  /** State that outlives one pipeline: handlers keep balancers, breakers, buckets here by key so they survive a reload. */
+  readonly store?: Map<string, unknown>;
 }
 
 /** Builds a handler once per chain compile. */
