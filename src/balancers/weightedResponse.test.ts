@@ -26,5 +26,13 @@ test("a ranked endpoint that is not a candidate is skipped", () => {
   const lb = weightedResponse({ interval: 0, percent: 100 });
   lb.done!(fakeCtx(), e[0]!, 1, false);
   lb.done!(fakeCtx(), e[1]!, 2, false);
+  lb.done!(fakeCtx(), e[2]!, 3, false);
   expect(lb.pick([e[1]!, e[2]!], fakeCtx())!.address).toBe("b:1");
+});
+
+test("an endpoint never measured is tried first, so it gets measured", () => {
+  const e = eps(2);
+  const lb = weightedResponse({ interval: 0, percent: 100 });
+  lb.done!(fakeCtx(), e[0]!, 1, false);
+  expect(lb.pick(e, fakeCtx())!.address).toBe("b:1");
 });

@@ -15,7 +15,7 @@ export interface WeightedResponseOptions {
  * Latency-aware balancing as go-chassis' `WeightedResponse` (latency_strategy.go): keep the
  * last N latencies per endpoint, every `interval` rank endpoints by their average, send
  * `percent` of picks to the fastest candidate and round-robin the rest. Until the first
- * ranking exists it is plain round-robin.
+ * ranking exists it is plain round-robin; an endpoint not yet measured counts as fastest.
  */
 export function weightedResponse(options: WeightedResponseOptions = {}): Balancer {
   const interval = options.interval ?? 30_000;
@@ -39,6 +39,9 @@ export function weightedResponse(options: WeightedResponseOptions = {}): Balance
       const now = Date.now();
       if (now - rankedAt >= interval) rank(now);
       if (ranking.length && Math.random() * 100 < percent) {
+        // An endpoint never measured counts as fastest, so it gets measured (else a high
+        // percent would starve it for ever).
+        for (const c of candidates) if (!latencies.has(c.address)) return c;
         for (const address of ranking) {
           const e = candidates.find((c) => c.address === address);
           if (e) return e;

@@ -45,9 +45,13 @@ function installMesherResolution(configDir: string): void {
 
 let generation = 0;
 
-/** Loads the raw (unvalidated) config object from a file. */
-export async function loadConfigFile(file: string): Promise<unknown> {
+/**
+ * Loads the raw (unvalidated) config object from a file. Every file read (this one, and any it
+ * includes) is appended to `files`, the set a watcher follows for live reload.
+ */
+export async function loadConfigFile(file: string, files?: string[]): Promise<unknown> {
   const path = resolve(file);
+  files?.push(path);
   if (!(await Bun.file(path).exists())) {
     throw new ConfigError([{ path: "", value: path, expected: "an existing config file" }]);
   }

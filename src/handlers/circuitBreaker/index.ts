@@ -72,8 +72,7 @@ export const circuitBreaker: HandlerFactory = (env): Handler => {
     const now = Date.now();
     let open = 0;
     for (const e of cluster.endpoints) {
-      const b = breakers.get(`${ctx.service}@${e.address}`);
-      if (b?.isOpen(now)) {
+      if (breakerFor(ctx.service, `${ctx.service}@${e.address}`, o).isOpen(now)) {
         (ctx.tried ??= []).push(e);
         open++;
       }

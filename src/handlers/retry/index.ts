@@ -44,9 +44,10 @@ interface Budget {
  * `services.X.retry`, else the top-level `retry`; nothing is retried when none is set. Sits
  * before loadBalance and runs the rest of the chain again per attempt. Only idempotent
  * methods are retried unless `nonIdempotent`; a body is buffered for replay up to
- * `maxBodyBytes`. After `sameEndpoint` tries on one endpoint the next retry moves to another
- * (up to `nextEndpoint` moves). The retry budget caps retries in flight to `budget.percent` of
- * the service's active requests (at least `budget.minConcurrency`).
+ * `maxBodyBytes`. After `sameEndpoint` retries on one endpoint the next retry moves to another,
+ * up to `nextEndpoint` moves; retries beyond that stay on the last endpoint (`attempts` is
+ * the cap). The retry budget caps retries in flight to `budget.percent` of the service's
+ * active requests (at least `budget.minConcurrency`).
  */
 export const retry: HandlerFactory = (env): Handler => {
   const setting = serviceSetting(env.config, "retry");
@@ -78,11 +79,11 @@ export const retry: HandlerFactory = (env): Handler => {
         if (!reason) return done();
         const endpoint = ctx.endpoint;
         ctx.retryEndpoint = undefined;
-        if (sameLeft > 0 && endpoint) {
-          sameLeft--;
+        if (endpoint && (sameLeft > 0 || movesLeft === 0)) {
+          // Stay: sameEndpoint tries left, or no more moves allowed (attempts stays the cap).
+          if (sameLeft > 0) sameLeft--;
           ctx.retryEndpoint = endpoint;
         } else {
-          if (movesLeft === 0) return done();
           movesLeft--;
           sameLeft = o.sameEndpoint;
           if (endpoint) (ctx.tried ??= []).push(endpoint);
