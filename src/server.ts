@@ -10,6 +10,7 @@ import { providerHandler } from "./listeners/provider.ts";
 import type { Runtime } from "./listeners/runtime.ts";
 import { boundAddress, serveHttp } from "./listeners/serve.ts";
 import { buildPipeline, staticEndpoints } from "./pipeline/build.ts";
+import { StateStore } from "./pipeline/store.ts";
 import { Metrics } from "./telemetry/metrics.ts";
 import { ClusterManager } from "./upstream/clusters.ts";
 
@@ -42,7 +43,7 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
   clusters.setOrigin("static", staticEndpoints(config));
   let version = 1;
   // Balancer, breaker and bucket state, kept across reloads by the handlers that own it.
-  const extras = { metrics: new Metrics(), store: new Map<string, unknown>() };
+  const extras = { metrics: new Metrics(), store: new StateStore() };
   const rt: Runtime = {
     pipeline: buildPipeline(config, clusters, version, extras),
     id: `${config.service.name}-${crypto.randomUUID().slice(0, 8)}`,
@@ -90,6 +91,7 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
     clusters.setOrigin("static", staticEndpoints(next));
     version++;
     rt.pipeline = pipeline;
+    extras.store.sweep();
   }
 
   let reloading: Promise<unknown> = Promise.resolve();

@@ -205,3 +205,52 @@ describe("timeout and fault", () => {
     expect(r.headers.get("x-mesher-error")).toBe("fault_injected");
   });
 });
+
+describe("load balancing", () => {
+  const apps = ["a", "b", "c"].map((n) => {
+    const s = startEchoApp(n);
+    stops.push(() => s.stop(true));
+    return s;
+  });
+  const { proxy } = sidecar({
+    service: { name: "shop" },
+    services: {
+      weighted: {
+        endpoints: apps.map((s, i) => ({ address: `127.0.0.1:${s.port}`, weight: [6, 3, 1][i] })),
+        loadBalancer: "weightedRoundRobin",
+      },
+      hashed: {
+        endpoints: apps.map((s) => `127.0.0.1:${s.port}`),
+        loadBalancer: { kind: "consistentHash", header: "x-user" },
+      },
+      sticky: {
+        endpoints: apps.map((s) => `127.0.0.1:${s.port}`),
+        loadBalancer: { kind: "sessionSticky", cookie: "sid" },
+      },
+    },
+  });
+  const who = async (url: string, headers: Record<string, string> = {}) => {
+    const r = await viaProxy(proxy, url, { headers });
+    return { app: ((await r.json()) as { app: string }).app, cookie: r.headers.get("set-cookie") };
+  };
+
+  test("weighted round-robin splits 100 requests 60/30/10 exactly", async () => {
+    const count: Record<string, number> = {};
+    for (let i = 0; i < 100; i++) {
+      const { app } = await who("http://weighted/");
+      count[app] = (count[app] ?? 0) + 1;
+    }
+    expect(count).toEqual({ a: 60, b: 30, c: 10 });
+  });
+
+  test("consistent hash keeps a user on one endpoint; session cookies stick", async () => {
+    for (const user of ["ann", "bob", "cy"]) {
+      const first = (await who("http://hashed/", { "x-user": user })).app;
+      for (let i = 0; i < 4; i++) expect((await who("http://hashed/", { "x-user": user })).app).toBe(first);
+    }
+    const start = await who("http://sticky/");
+    expect(start.cookie).toMatch(/^sid=/);
+    const cookie = start.cookie!.split(";")[0]!;
+    for (let i = 0; i < 5; i++) expect((await who("http://sticky/", { cookie })).app).toBe(start.app);
+  });
+});

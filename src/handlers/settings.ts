@@ -4,7 +4,7 @@
  * returns `next()` at once.
  */
 import type { ResolvedConfig, ServiceConfig } from "../config/schema.ts";
-import type { HandlerEnv } from "../pipeline/types.ts";
+import { SKIP, type Handler, type HandlerEnv } from "../pipeline/types.ts";
 
 type SharedKey = "loadBalancer" | "timeout" | "retry" | "circuitBreaker" | "outlierDetection";
 
@@ -47,4 +47,14 @@ export function keep<T>(env: HandlerEnv, key: string, make: () => T): T {
 /** A stable text of a setting for `keep` keys (functions by name). */
 export function fingerprint(x: unknown): string {
   return JSON.stringify(x, (_k, v) => (typeof v === "function" ? `fn:${v.name}:${String(v).length}` : v));
+}
+
+/**
+ * The handler of a chain where this handler has nothing to do: it passes straight on, and is
+ * marked so the chain builder leaves it out altogether (one async hop less per request).
+ */
+export function passThrough(name: string): Handler {
+  const h: Handler = async (_ctx, next) => next();
+  Object.defineProperty(h, "name", { value: name });
+  return Object.assign(h, { [SKIP]: true });
 }

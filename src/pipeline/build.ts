@@ -6,7 +6,7 @@ import type { ResolvedConfig } from "../config/schema.ts";
 import { builtinHandlers, DEFAULT_CHAINS } from "../handlers/index.ts";
 import type { ClusterManager, EndpointSpec } from "../upstream/clusters.ts";
 import { compose } from "./compose.ts";
-import type { Ctx, Direction, Handler, HandlerEnv, Source } from "./types.ts";
+import { SKIP, type Ctx, type Direction, type Handler, type HandlerEnv, type Source } from "./types.ts";
 
 export interface Pipeline {
   readonly config: ResolvedConfig;
@@ -65,7 +65,8 @@ function buildChain(config: ResolvedConfig, clusters: ClusterManager, direction:
     if (!factory) throw new Error(`unknown handler "${entry}"`); // resolveConfig checked this
     return factory(env);
   });
-  return compose(handlers);
+  // Handlers with nothing configured mark themselves; leaving them out costs nothing per request.
+  return compose(handlers.filter((h) => !(h as { [SKIP]?: boolean })[SKIP]));
 }
 
 /** The static endpoints of a config, as the cluster manager takes them. */

@@ -84,6 +84,9 @@ export interface Ctx {
 
 export type Next = () => Promise<void>;
 
+/** Marks a handler that only calls next(): the chain builder leaves it out. */
+export const SKIP = Symbol.for("mesher.skip");
+
 /** A handler composes like Hono middleware: do work, `await next()`, look at `ctx.res`. */
 export type Handler = (ctx: Ctx, next: Next) => Promise<void> | void;
 

@@ -1,7 +1,7 @@
 import { MeshError } from "../../pipeline/errors.ts";
 import type { Ctx, Handler, HandlerFactory } from "../../pipeline/types.ts";
 import type { Endpoint } from "../../upstream/cluster.ts";
-import { fingerprint, keep, serviceSetting } from "../settings.ts";
+import { fingerprint, keep, passThrough, serviceSetting } from "../settings.ts";
 import { Breaker } from "./breaker.ts";
 import type { CircuitBreakerOptions } from "./schema.ts";
 
@@ -21,7 +21,7 @@ function failedOutcome(ctx: Ctx, o: CircuitBreakerOptions, err: unknown): boolea
  */
 export const circuitBreaker: HandlerFactory = (env): Handler => {
   const setting = serviceSetting(env.config, "circuitBreaker");
-  if (setting.none) return async function circuitBreaker(_ctx, next) { return next(); };
+  if (setting.none) return passThrough("circuitBreaker");
   const m = env.metrics?.resilience;
 
   const breakers = new Map<string, Breaker>();

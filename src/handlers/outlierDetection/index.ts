@@ -1,7 +1,7 @@
 import { MeshError } from "../../pipeline/errors.ts";
 import type { Ctx, Handler, HandlerFactory } from "../../pipeline/types.ts";
 import type { Cluster, Endpoint } from "../../upstream/cluster.ts";
-import { keep, serviceSetting } from "../settings.ts";
+import { keep, passThrough, serviceSetting } from "../settings.ts";
 import type { OutlierDetectionOptions } from "./schema.ts";
 
 interface Tally {
@@ -37,7 +37,7 @@ function outcomeOf(ctx: Ctx, err: unknown): Outcome | undefined {
  */
 export const outlierDetection: HandlerFactory = (env): Handler => {
   const setting = serviceSetting(env.config, "outlierDetection");
-  if (setting.none) return async function outlierDetection(_ctx, next) { return next(); };
+  if (setting.none) return passThrough("outlierDetection");
   // Endpoint objects keep their identity across reloads, so this survives them too.
   const records = keep(env, "outlierDetection:records", () => new WeakMap<Endpoint, Tally>());
   const ejections = env.metrics?.resilience.ejections;

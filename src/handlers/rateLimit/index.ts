@@ -1,7 +1,7 @@
 import { LRUCache } from "lru-cache";
 import { MeshError } from "../../pipeline/errors.ts";
 import type { Ctx, Handler, HandlerFactory } from "../../pipeline/types.ts";
-import { fingerprint, keep, serviceSetting } from "../settings.ts";
+import { fingerprint, keep, passThrough, serviceSetting } from "../settings.ts";
 import type { ProviderRateLimitOptions, RateLimitOptions } from "./schema.ts";
 import { TokenBucket } from "./tokenBucket.ts";
 
@@ -56,7 +56,7 @@ export const rateLimit: HandlerFactory = (env): Handler => {
 
   if (direction === "provider") {
     const o: ProviderRateLimitOptions | undefined = config.rateLimit?.provider;
-    if (!o) return async function rateLimit(_ctx, next) { return next(); };
+    if (!o) return passThrough("rateLimit");
     const self = config.service.name;
     const fp = fingerprint(o);
     const main =
@@ -72,7 +72,7 @@ export const rateLimit: HandlerFactory = (env): Handler => {
   }
 
   const setting = serviceSetting(config, "rateLimit");
-  if (setting.none) return async function rateLimit(_ctx, next) { return next(); };
+  if (setting.none) return passThrough("rateLimit");
   const limits = new Map<string, Limit | null>();
   return async function rateLimit(ctx, next) {
     let limit = limits.get(ctx.service);

@@ -100,11 +100,8 @@ export const retry: HandlerFactory = (env): Handler => {
           ctx.res = undefined;
         }
         retries?.inc({ service_name: ctx.service, reason });
-        try {
-          await sleep(backoffMs(o, n), outer);
-        } catch {
-          return done(); // the overall timeout or the client ended the wait
-        }
+        // Rejects with the overall timeout's MeshError (or the client's abort) if one ends the wait.
+        await sleep(backoffMs(o, n), outer);
         ctx.endpoint = undefined;
       }
     } finally {

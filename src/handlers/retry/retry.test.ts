@@ -116,3 +116,9 @@ test("retries beyond nextEndpoint moves stay on the last endpoint", async () => 
   expect(b).not.toBe(a!);
   expect([c, d]).toEqual([b, b]);
 });
+
+test("the overall timeout firing during a backoff wait answers upstream_timeout", async () => {
+  const env = testEnv({ s: { ...base, timeout: 30, retry: { attempts: 3, on: ["5xx"], backoff: { base: 5000, max: 5000 } } } });
+  // Full jitter could pick a short wait; with a 5 s base the odds that all waits fit in 30 ms are nil.
+  expect(await run(env, [timeout, retry, loadBalance], scripted([500]), testCtx(env, "s"))).toBe("upstream_timeout");
+});
