@@ -49,8 +49,12 @@ export function problemsFromIssues(issues: readonly v.BaseIssue<unknown>[]): Con
   return issues.map((issue) => {
     const path = formatPath(issue.path);
     const last = issue.path?.at(-1) as { origin?: string; key?: unknown } | undefined;
-    if (last?.origin === "key" || (issue.kind === "schema" && issue.expected === "never")) {
+    if (issue.kind === "schema" && issue.expected === "never") {
       return { path, value: last?.key ?? issue.input, expected: "a known field (this one is not)" };
+    }
+    // A strict object reports a missing required key with the key as path and its name as expected.
+    if (last?.origin === "key" && issue.input === undefined) {
+      return { path, value: undefined, expected: "a required field" };
     }
     if (issue.kind === "schema" && issue.input === undefined && issue.type !== "custom") {
       return { path, value: undefined, expected: `a required ${describeExpected(issue)}` };
