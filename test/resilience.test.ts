@@ -4,7 +4,7 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import type { Server } from "bun";
-import { startApp, startEchoApp, startSidecar, viaProxy } from "./helpers.ts";
+import { startApp, startEchoApp, startSidecar, twoSidecars, viaProxy } from "./helpers.ts";
 import type { Mesher } from "../src/server.ts";
 
 /** A port that was just free: nothing listens there (connections are refused). */
@@ -157,6 +157,26 @@ describe("rate limit", () => {
     }
     expect(statuses.slice(0, 3)).toEqual([200, 200, 200]);
     expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(4);
+  });
+});
+
+describe("provider-side rate limit", () => {
+  const echo = startEchoApp("promotion");
+  stops.push(() => echo.stop(true));
+  // The provider sidecar limits each caller service: shop may send 2, then gets 429s.
+  const mesh = twoSidecars(echo.port!, { b: { rateLimit: { provider: { rate: 0.001, burst: 2 } } } });
+  stops.push(() => mesh.stop());
+
+  test("limits calls reaching the app per caller service", async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await viaProxy(mesh.proxy, "http://promotion/");
+      statuses.push(r.status);
+      await r.text();
+    }
+    expect(statuses).toEqual([200, 200, 429, 429]);
+    const metrics = await (await fetch(`http://${mesh.b.addresses.admin}/v1/mesher/metrics`)).text();
+    expect(metrics).toContain('rate_limited_total{service_name="promotion",side="provider"} 2');
   });
 });
 
