@@ -3,7 +3,8 @@ import { loadBalance } from "../loadBalance/index.ts";
 import { run, scripted, testCtx, testEnv } from "../testing.ts";
 import { circuitBreaker } from "./index.ts";
 
-const cb = { requestVolumeThreshold: 3, errorThresholdPercentage: 50, sleepWindow: 40 };
+// A sleep window long enough that a busy machine does not reach it between two calls.
+const cb = { requestVolumeThreshold: 3, errorThresholdPercentage: 50, sleepWindow: 300 };
 
 test("trips after failures, answers circuit_open fast, probes after the sleep window, closes", async () => {
   const env = testEnv({ s: { endpoints: ["a:1"], circuitBreaker: cb } });
@@ -11,7 +12,7 @@ test("trips after failures, answers circuit_open fast, probes after the sleep wi
   for (let i = 0; i < 3; i++) expect(await run(env, [circuitBreaker, loadBalance], up, testCtx(env, "s"))).toBe(500);
   expect(await run(env, [circuitBreaker, loadBalance], up, testCtx(env, "s"))).toBe("circuit_open");
   expect(up.calls.length).toBe(3);
-  await Bun.sleep(50);
+  await Bun.sleep(310);
   expect(await run(env, [circuitBreaker, loadBalance], up, testCtx(env, "s"))).toBe(200);
   expect(await run(env, [circuitBreaker, loadBalance], up, testCtx(env, "s"))).toBe(200);
   const text = await env.metrics.text();

@@ -49,7 +49,7 @@ test("skips ejected endpoints and those tried; retries all when every one was tr
 test("the balancer learns latency through done()", async () => {
   const env = testEnv({ s: { endpoints: ["a:1", "b:1"], loadBalancer: { kind: "weightedResponse", interval: 0, percent: 100 } } });
   const slowA = async function upstream(ctx: Parameters<ReturnType<typeof scripted>>[0]) {
-    if (ctx.endpoint!.address === "a:1") await Bun.sleep(15);
+    if (ctx.endpoint!.address === "a:1") await Bun.sleep(40);
     ctx.res = new Response(null, { status: 200 });
   };
   for (let i = 0; i < 4; i++) await run(env, [loadBalance], slowA, testCtx(env, "s"));
