@@ -11,8 +11,17 @@ import type { Runtime } from "./listeners/runtime.ts";
 import { boundAddress, serveHttp } from "./listeners/serve.ts";
 import { routeRulesOf } from "./handlers/router/index.ts";
 import { buildPipeline, staticEndpoints } from "./pipeline/build.ts";
+import { StateStore } from "./pipeline/store.ts";
 import { Metrics } from "./telemetry/metrics.ts";
 import { ClusterManager } from "./upstream/clusters.ts";
+
+/** The outcome of a reload from the config's source. */
+export type ReloadResult = { ok: true; version: number } | { ok: false; error: string };
+
+export interface MesherOptions {
+  /** Reads the config afresh (from its file): enables reloadFromSource and POST /v1/mesher/reload. */
+  load?: () => Promise<ResolvedConfig>;
+}
 
 export interface Mesher {
   /** Bound "host:port" of each open listener (ports chosen by the OS when 0 was asked). */
@@ -21,18 +30,25 @@ export interface Mesher {
   readonly runtime: Runtime;
   /** Applies a new resolved config; in-flight requests finish on the old pipeline. */
   reload(config: ResolvedConfig): void;
+  /**
+   * Reads the config again through `options.load` and applies it. An invalid config is
+   * refused with its errors logged and the current one keeps serving. Reloads run one at a time.
+   */
+  reloadFromSource(): Promise<ReloadResult>;
   /** Stops accepting, lets in-flight requests finish (up to drainTimeout), then closes. */
   stop(): Promise<void>;
 }
 
-export function startMesher(config: ResolvedConfig): Mesher {
+export function startMesher(config: ResolvedConfig, options: MesherOptions = {}): Mesher {
   const clusters = new ClusterManager();
   clusters.setOrigin("static", staticEndpoints(config));
   let version = 1;
+  // Balancer, breaker and bucket state, kept across reloads by the handlers that own it.
+  const extras = { metrics: new Metrics(), store: new StateStore() };
   const rt: Runtime = {
-    pipeline: buildPipeline(config, clusters, version),
+    pipeline: buildPipeline(config, clusters, version, extras),
     id: `${config.service.name}-${crypto.randomUUID().slice(0, 8)}`,
-    metrics: new Metrics(),
+    metrics: extras.metrics,
     selfAddresses: new Set(),
     inflight: 0,
   };
@@ -51,7 +67,13 @@ export function startMesher(config: ResolvedConfig): Mesher {
       addresses.provider = boundAddress(provider);
     }
     if (config.listen.admin) {
-      const app = adminApp({ rt, clusters, isReady: () => ready, routeRules: (s) => routeRulesOf(rt.pipeline.config, s) });
+      const app = adminApp({
+        rt,
+        clusters,
+        isReady: () => ready,
+        routeRules: (s) => routeRulesOf(rt.pipeline.config, s),
+        reload: options.load && (() => reloadFromSource()),
+      });
       const admin = serveHttp(config.listen.admin, (req) => app.fetch(req), opts);
       servers.push(admin);
       addresses.admin = boundAddress(admin);
@@ -70,15 +92,41 @@ export function startMesher(config: ResolvedConfig): Mesher {
   }
   ready = true;
 
+  function reload(next: ResolvedConfig): void {
+    // Build first: a config that fails to compile changes nothing.
+    const pipeline = buildPipeline(next, clusters, version + 1, extras);
+    clusters.setOrigin("static", staticEndpoints(next));
+    version++;
+    rt.pipeline = pipeline;
+    extras.store.sweep();
+  }
+
+  let reloading: Promise<unknown> = Promise.resolve();
+  function reloadFromSource(): Promise<ReloadResult> {
+    const run = async (): Promise<ReloadResult> => {
+      if (!options.load) return { ok: false, error: "this mesher was not started from a config file" };
+      try {
+        reload(await options.load());
+        console.log(`mesher: config reloaded (version ${version})`);
+        return { ok: true, version };
+      } catch (err) {
+        const error = err instanceof Error ? err.message : String(err);
+        console.error(`mesher: config reload refused, keeping version ${version}: ${error}`);
+        return { ok: false, error };
+      }
+    };
+    const result = reloading.then(run, run);
+    reloading = result;
+    return result;
+  }
+
   let stopping: Promise<void> | undefined;
   return {
     addresses,
     clusters,
     runtime: rt,
-    reload(next) {
-      clusters.setOrigin("static", staticEndpoints(next));
-      rt.pipeline = buildPipeline(next, clusters, ++version);
-    },
+    reload,
+    reloadFromSource,
     stop() {
       stopping ??= (async () => {
         ready = false;

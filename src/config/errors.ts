@@ -70,8 +70,9 @@ export function problemsFromIssues(issues: readonly v.BaseIssue<unknown>[]): Con
     if (issue.kind === "schema" && issue.expected === "never") {
       return { path, value: last?.key ?? issue.input, expected: "a known field (this one is not)" };
     }
+    // A strict object reports a missing required key with the key as path and its name as expected.
     if (issue.kind === "schema" && issue.input === undefined && issue.type !== "custom") {
-      return { path, value: undefined, expected: "a value (this field is required)" };
+      return { path, value: undefined, expected: "a required field" };
     }
     if (last?.origin === "key") return { path, value: last.key, expected: describeExpected(issue) };
     return { path, value: issue.input, expected: describeExpected(issue) };

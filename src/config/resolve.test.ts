@@ -37,7 +37,7 @@ test("every problem is reported at once, each with its path", () => {
 });
 
 test("a missing required field and a non-object config are named", () => {
-  expect(problems({})).toEqual(["service: a value (this field is required)"]);
+  expect(problems({})).toEqual(["service: a required field"]);
   expect(problems([1])).toEqual([": a config object"]);
 });
 

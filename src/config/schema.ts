@@ -8,6 +8,7 @@ import * as v from "valibot";
 import { Duration } from "./duration.ts";
 import type { Handler, HandlerFactory } from "../pipeline/types.ts";
 import { RoutesField } from "../handlers/router/schema.ts";
+import { GlobalResilienceEntries, ServiceResilienceEntries } from "../handlers/resilienceSchema.ts";
 
 const d = v.description;
 
@@ -47,6 +48,7 @@ export const ServiceSchema = v.strictObject({
     [],
   ),
   routes: RoutesField,
+  ...ServiceResilienceEntries,
 });
 
 const isFunction = (x: unknown): x is (...a: never[]) => unknown => typeof x === "function";
@@ -129,6 +131,7 @@ export const ConfigSchema = v.strictObject({
     v.pipe(v.number(), v.integer(), v.minValue(0), d("largest request body accepted, in bytes")),
     8 * 1024 ** 3,
   ),
+  ...GlobalResilienceEntries,
 });
 
 /** What a user writes. */

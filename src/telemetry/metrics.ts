@@ -6,6 +6,7 @@
  * once per label set so the hot path only increments.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { ResilienceMetrics } from "./resilienceMetrics.ts";
 
 const LABELS = ["service_name", "app", "version"] as const;
 
@@ -34,6 +35,8 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly #bound = new Map<string, Bound>();
+  /** Retries, breaker transitions, ejections, rate-limit rejections, injected faults. */
+  readonly resilience = new ResilienceMetrics(this.registry);
 
   constructor() {
     const start = new Gauge({ name: "start_time_seconds", help: "When this mesher started (unix seconds)", registers: [this.registry] });

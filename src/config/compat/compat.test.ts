@@ -201,7 +201,7 @@ spec:
     expect(rules[1]).toMatchObject({ fault: { abort: { httpStatus: 503, percent: 0 } }, rewrite: { regex: { pattern: "^/old/(.*)$", substitution: "/new/$1" } }, route: [{ tags: {} }] });
   });
 
-  test("DestinationRule traffic policy goes to loadBalancer and outlierDetection (data for the balancer's schema)", () => {
+  test("DestinationRule traffic policy goes to loadBalancer and outlierDetection", () => {
     const f = translateDocument(parse(`
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -219,12 +219,17 @@ spec:
         reviews: {
           subsets: { v1: { version: "v1" } },
           loadBalancer: "leastRequest",
-          outlierDetection: { consecutive5xx: 5, consecutiveGatewayErrors: 3, interval: 10000, baseEjectionTime: 30000, maxEjectionPercent: 50 },
+          outlierDetection: { consecutive5xx: 5, consecutiveGatewayErrors: 3, baseEjectionTime: 30000, maxEjectionPercent: 50 },
         },
       },
     });
     const ch = translateDocument({ apiVersion: "networking.istio.io/v1", kind: "DestinationRule", spec: { host: "r", trafficPolicy: { loadBalancer: { consistentHash: { httpHeaderName: "x-user" } } } } }, "dr.yaml", 0);
-    expect(ch.services!.r!.loadBalancer).toEqual({ consistentHash: { header: "x-user" } });
+    expect(ch.services!.r!.loadBalancer).toEqual({ kind: "consistentHash", header: "x-user" });
+    // Both translations are valid service settings.
+    const { subsets: _subsets, ...reviews } = (f.services as Record<string, Record<string, unknown>>).reviews!;
+    const resolved = resolveConfig({ service: { name: "shop" }, services: { reviews, r: ch.services!.r! } });
+    expect(resolved.services.reviews!.outlierDetection!.consecutiveGatewayErrors).toBe(3);
+    expect(resolved.services.r!.loadBalancer).toMatchObject({ kind: "consistentHash", header: "x-user" });
   });
 
   test("untranslatable fields are errors naming file and field", async () => {

@@ -302,13 +302,14 @@ function translateLoadBalancer(r: Reader, x: unknown, path: string): unknown {
   }
   const p = `${path}.consistentHash`;
   const ch = r.obj(lb.consistentHash, p, ["httpHeaderName", "httpCookie", "useSourceIp", "httpQueryParameterName", "ringHash", "minimumRingSize", "maglev"]);
-  const by: Obj = {};
+  const by: Obj = { kind: "consistentHash" };
   if (ch.httpHeaderName !== undefined) by.header = r.str(ch.httpHeaderName, `${p}.httpHeaderName`);
   else if (ch.httpCookie !== undefined) by.cookie = r.str(r.obj(ch.httpCookie, `${p}.httpCookie`, ["name", "path", "ttl"]).name, `${p}.httpCookie.name`);
   else if (ch.useSourceIp === true) by.sourceIp = true;
-  else if (ch.httpQueryParameterName !== undefined) by.query = r.str(ch.httpQueryParameterName, `${p}.httpQueryParameterName`);
-  else fail(r.file, p, lb.consistentHash, "one of httpHeaderName, httpCookie, useSourceIp, httpQueryParameterName");
-  return { consistentHash: by };
+  else if (ch.httpQueryParameterName !== undefined) {
+    fail(r.file, `${p}.httpQueryParameterName`, ch.httpQueryParameterName, "httpHeaderName, httpCookie or useSourceIp (hashing a query parameter is not supported)");
+  } else fail(r.file, p, lb.consistentHash, "one of httpHeaderName, httpCookie, useSourceIp");
+  return by;
 }
 
 function translateOutlier(r: Reader, x: unknown, path: string): Obj {
@@ -321,7 +322,9 @@ function translateOutlier(r: Reader, x: unknown, path: string): Obj {
   const c5 = o.consecutive5xxErrors ?? o.consecutiveErrors; // consecutiveErrors: the deprecated name
   if (c5 !== undefined) out.consecutive5xx = r.num(c5, `${path}.consecutive5xxErrors`);
   if (o.consecutiveGatewayErrors !== undefined) out.consecutiveGatewayErrors = r.num(o.consecutiveGatewayErrors, `${path}.consecutiveGatewayErrors`);
-  if (o.interval !== undefined) out.interval = r.duration(o.interval, `${path}.interval`);
+  // interval is Envoy's sweep period; mesher ejects on the Nth consecutive error at once, so
+  // there is nothing to translate it into (reading it still validates it).
+  if (o.interval !== undefined) r.duration(o.interval, `${path}.interval`);
   if (o.baseEjectionTime !== undefined) out.baseEjectionTime = r.duration(o.baseEjectionTime, `${path}.baseEjectionTime`);
   if (o.maxEjectionPercent !== undefined) out.maxEjectionPercent = r.num(o.maxEjectionPercent, `${path}.maxEjectionPercent`);
   return out;
