@@ -12,12 +12,16 @@ export function consumerHandler(rt: Runtime): (req: Request, clientAddress: stri
   const mark = `${rt.id}/consumer`;
   return async function consumer(req, clientAddress) {
     const host = req.headers.get("host");
-    const [name, port] = host ? splitHost(host) : ["", undefined];
-    if (!name) {
+    if (!host) {
       return errorResponse(new MeshError("bad_request", "no destination: call http://<service>/<path> with this sidecar as HTTP_PROXY"));
     }
+    const parsed = splitHost(host);
+    if (!parsed) {
+      return errorResponse(new MeshError("bad_request", `invalid Host "${host}": expected <service> or <service>:<port> with a port 1..65535`));
+    }
+    const [name, port] = parsed;
     const via = req.headers.get(VIA_HEADER);
-    if (rt.selfAddresses.has(host!.toLowerCase()) || viaContains(via, mark)) {
+    if (rt.selfAddresses.has(host.toLowerCase()) || viaContains(via, mark)) {
       return errorResponse(
         new MeshError("loop_detected", `the request names this sidecar itself (${host}); call http://<service>/<path> through it instead`),
       );

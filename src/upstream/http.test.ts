@@ -28,6 +28,11 @@ test("splitHost and originForm", () => {
   expect(splitHost("shop")).toEqual(["shop", undefined]);
   expect(splitHost("shop:8080")).toEqual(["shop", "8080"]);
   expect(splitHost("[::1]:80")).toEqual(["::1", "80"]);
+  expect(splitHost("Shop.:8080")).toEqual(["Shop", "8080"]);
+  expect(splitHost("shop:")).toEqual(["shop", undefined]);
+  for (const bad of ["", ":80", ".", "shop:0", "shop:65536", "shop:8x", "shop:1:2", "::1", "[::1", "[::1]8"]) {
+    expect(splitHost(bad)).toBeUndefined();
+  }
   expect(originForm("http://shop:8080/a/b?x=1")).toBe("/a/b?x=1");
   expect(originForm("http://shop")).toBe("/");
 });

@@ -36,16 +36,34 @@ export function setForwarded(h: Headers, clientAddress: string, host: string | n
   if (host && !h.has("x-forwarded-host")) h.set("x-forwarded-host", host);
 }
 
-/** Splits a Host header into name and optional port ("shop:8080" -> ["shop", "8080"]). */
-export function splitHost(host: string): [name: string, port: string | undefined] {
+/**
+ * Splits a Host header into name and optional port ("shop:8080" -> ["shop", "8080"]);
+ * undefined when it is not a valid `host[:port]` (RFC 9110 §7.2: a server answers 400). A
+ * trailing dot (an absolute DNS name, "shop.") is dropped; an empty port ("shop:") means none.
+ */
+export function splitHost(host: string): [name: string, port: string | undefined] | undefined {
+  let name: string;
+  let rest: string;
   if (host.startsWith("[")) {
     const end = host.indexOf("]");
-    const port = host.slice(end + 2);
-    return [host.slice(1, end), port || undefined];
+    if (end < 0) return undefined;
+    name = host.slice(1, end);
+    rest = host.slice(end + 1);
+    if (rest && !rest.startsWith(":")) return undefined;
+  } else {
+    const i = host.indexOf(":");
+    name = i < 0 ? host : host.slice(0, i);
+    rest = i < 0 ? "" : host.slice(i);
+    if (name.endsWith(".")) name = name.slice(0, -1);
   }
-  const i = host.lastIndexOf(":");
-  return i < 0 ? [host, undefined] : [host.slice(0, i), host.slice(i + 1) || undefined];
+  if (!name) return undefined;
+  const port = rest.slice(1);
+  if (!port) return [name, undefined];
+  const n = PORT_RE.test(port) ? Number(port) : 0;
+  return n >= 1 && n <= 65535 ? [name, port] : undefined;
 }
+
+const PORT_RE = /^\d{1,5}$/;
 
 /** Origin-form path and query of a request URL ("/items?x=1"). */
 export function originForm(url: string): string {
