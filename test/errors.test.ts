@@ -25,11 +25,16 @@ function closedPort(): number {
 }
 
 describe("error codes", () => {
+  // An app that never answers, and a raw server that hangs up on every request.
+  const hanging = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Promise<Response>(() => {}) });
+  const hangup = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data: (sock) => void sock.end() } });
   const a = startSidecar({
     service: { name: "shop" },
     services: {
       empty: { endpoints: [] },
       refused: { endpoints: [`127.0.0.1:${closedPort()}`] },
+      hanging: { endpoints: [`127.0.0.1:${hanging.port}`], timeout: 100 },
+      hangup: { endpoints: [`127.0.0.1:${hangup.port}`] },
     },
   });
   // A service whose endpoint is this sidecar's own consumer listener: a loop.
@@ -39,7 +44,11 @@ describe("error codes", () => {
   });
   loopTarget.reload(resolveConfig({ service: { name: "loop2" }, services: { self: { endpoints: [loopTarget.addresses.consumer] } } }));
   const proxy = `http://${a.addresses.consumer}`;
-  afterAll(() => Promise.all([a.stop(), loopTarget.stop()]));
+  afterAll(async () => {
+    await Promise.all([a.stop(), loopTarget.stop()]);
+    hanging.stop(true);
+    hangup.stop(true);
+  });
 
   test("unknown service: 404 unknown_service", async () => {
     await expectError(await viaProxy(proxy, "http://nosuch/x"), 404, "unknown_service");
@@ -72,6 +81,26 @@ describe("error codes", () => {
     });
     expect(raw).toMatch(/^HTTP\/1\.[01] 400/);
     expect(raw.toLowerCase()).toContain("x-mesher-error: bad_request");
+    expect(raw.toLowerCase()).toContain("content-type: application/json");
+    expect(JSON.parse(raw.slice(raw.indexOf("\r\n\r\n") + 4)).error.code).toBe("bad_request");
+  });
+
+  test("no response in time: 504 upstream_timeout", async () => {
+    await expectError(await viaProxy(proxy, "http://hanging/x"), 504, "upstream_timeout");
+  });
+
+  test("a connection closed without an answer: 502 upstream_reset", async () => {
+    await expectError(await viaProxy(proxy, "http://hangup/x"), 502, "upstream_reset");
+  });
+
+  test("a provider sidecar that knows no local port: 400 bad_request, passed back to the caller", async () => {
+    const b = startSidecar({ service: { name: "portless" }, listen: { provider: "127.0.0.1:0" } });
+    const c = startSidecar({ service: { name: "shop" }, services: { portless: { endpoints: [b.addresses.provider!] } } });
+    try {
+      await expectError(await viaProxy(`http://${c.addresses.consumer}`, "http://portless/x"), 400, "bad_request");
+    } finally {
+      await Promise.all([b.stop(), c.stop()]);
+    }
   });
 });
 
