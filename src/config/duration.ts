@@ -2,6 +2,7 @@ import * as v from "valibot";
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+const DURATION_EXPECTED = 'a duration: milliseconds as a number, or a string like "500ms", "30s", "2m"';
 
 /** Parses "250ms", "1.5s", "2m", "1h" (as Go and Envoy write them) into milliseconds. */
 export function parseDuration(text: string): number | undefined {
@@ -14,9 +15,10 @@ export const Duration = v.pipe(
   v.union(
     [
       v.pipe(v.number(), v.minValue(0)),
-      v.pipe(v.string(), v.regex(DURATION_RE)),
+      // A string that is not a duration is reported by this branch: say what one looks like.
+      v.pipe(v.string(), v.regex(DURATION_RE, DURATION_EXPECTED)),
     ],
-    'a duration: milliseconds as a number, or a string like "500ms", "30s", "2m"',
+    DURATION_EXPECTED,
   ),
   v.transform((x): number => (typeof x === "number" ? x : parseDuration(x)!)),
   v.title("duration"),
