@@ -35,7 +35,7 @@ export function consumerHandler(rt: Runtime): (req: Request, clientAddress: stri
     if (!headers.has("accept-encoding")) headers.set("accept-encoding", "identity");
     const ctx = newContext(req, "consumer", clientAddress, headers, originForm(req.url), name);
     ctx.port = port;
-    ctx.source = { name: rt.pipeline.config.service.name, version: rt.pipeline.config.service.version, app: rt.pipeline.config.service.app, tags: rt.pipeline.config.service.tags };
+    ctx.source = rt.pipeline.source;
     return runChain(rt, ctx, rt.pipeline.consumer);
   };
 }

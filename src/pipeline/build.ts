@@ -16,6 +16,8 @@ export interface Pipeline {
   readonly provider: (ctx: Ctx) => Promise<void>;
   /** This sidecar's identity as the `x-cse-context` header carries it (Mesher's format). */
   readonly identity: string;
+  /** The same identity as `ctx.source` of the consumer side: built once, shared (frozen) by every request. */
+  readonly source: Readonly<Source>;
 }
 
 /** Header that carries the caller's identity across the mesh, as Mesher and go-chassis do. */
@@ -85,5 +87,6 @@ export function buildPipeline(config: ResolvedConfig, clusters: ClusterManager, 
     consumer: buildChain(config, clusters, "consumer", extras),
     provider: buildChain(config, clusters, "provider", extras),
     identity: identityOf(config),
+    source: Object.freeze({ name: config.service.name, version: config.service.version, app: config.service.app, tags: config.service.tags }),
   };
 }
