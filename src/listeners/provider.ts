@@ -11,10 +11,15 @@ import { makeEndpoint, type Endpoint } from "../upstream/cluster.ts";
 import { originForm, setForwarded, stripHopByHop } from "../upstream/http.ts";
 import { newContext, runChain, VIA_HEADER, viaContains } from "./handle.ts";
 import type { Runtime } from "./runtime.ts";
+import type { Source } from "../pipeline/types.ts";
+
+/** The app's declared ports, listed once per config (the provider asks on every request). */
+const declaredPorts = new WeakMap<ResolvedConfig, number[]>();
 
 /** Chooses the local app port for a request; undefined when none can be known. */
 export function localPort(config: ResolvedConfig, forwardedPort: string | null): number | undefined {
-  const declared = Object.values(config.service.ports);
+  let declared = declaredPorts.get(config);
+  if (!declared) declaredPorts.set(config, (declared = Object.values(config.service.ports)));
   const asked = forwardedPort ? Number(forwardedPort) : NaN;
   if (Number.isInteger(asked) && asked > 0 && asked < 65536 && (declared.length === 0 || declared.includes(asked))) {
     return asked;
@@ -22,9 +27,28 @@ export function localPort(config: ResolvedConfig, forwardedPort: string | null):
   return config.service.ports.http ?? declared[0];
 }
 
+/**
+ * Caller identities by their `x-cse-context` text: a sidecar hears from few callers, each
+ * sending the same text every time, so each is parsed once. Bounded: emptied when full.
+ */
+const IDENTITY_CACHE_MAX = 1024;
+
+function identityCache(): (value: string | null) => Source | undefined {
+  const seen = new Map<string, Source | undefined>();
+  return (value) => {
+    if (!value) return undefined;
+    if (seen.has(value)) return seen.get(value);
+    if (seen.size >= IDENTITY_CACHE_MAX) seen.clear();
+    const source = parseIdentity(value);
+    seen.set(value, source && Object.freeze(source));
+    return source;
+  };
+}
+
 export function providerHandler(rt: Runtime): (req: Request, clientAddress: string) => Promise<Response> {
   const mark = `${rt.id}/provider`;
   const locals = new Map<number, Endpoint>();
+  const identity = identityCache();
   return async function provider(req, clientAddress) {
     const via = req.headers.get(VIA_HEADER);
     if (viaContains(via, mark)) {
@@ -43,7 +67,7 @@ export function providerHandler(rt: Runtime): (req: Request, clientAddress: stri
     setForwarded(headers, clientAddress, req.headers.get("host"), "http");
     headers.delete(VIA_HEADER); // the app's own calls are new requests, not this one
     const ctx = newContext(req, "provider", clientAddress, headers, originForm(req.url), config.service.name);
-    ctx.source = parseIdentity(req.headers.get(IDENTITY_HEADER));
+    ctx.source = identity(req.headers.get(IDENTITY_HEADER));
     ctx.endpoint = endpoint;
     return runChain(rt, ctx, rt.pipeline.provider);
   };
