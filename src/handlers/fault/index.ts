@@ -29,15 +29,28 @@ interface Plan {
   abortPercent: number;
 }
 
+const FAULT_HEADER_NAMES = Object.values(FAULT_HEADERS);
+
+/** The plan a fault setting gives on its own, made once per setting (not per request). */
+const basePlans = new WeakMap<FaultOptions, Readonly<Plan>>();
+function basePlan(o: FaultOptions): Readonly<Plan> {
+  let p = basePlans.get(o);
+  if (!p) {
+    p = Object.freeze({
+      delayMs: o.delay?.fixedDelay,
+      delayPercent: o.delay?.percent ?? 100,
+      abortStatus: o.abort?.httpStatus,
+      abortPercent: o.abort?.percent ?? 100,
+    });
+    basePlans.set(o, p);
+  }
+  return p;
+}
+
 /** What to inject: the config, overridden by Envoy's headers when allowed (percentages capped by the config's). */
-function plan(ctx: Ctx, o: FaultOptions): Plan {
-  const p: Plan = {
-    delayMs: o.delay?.fixedDelay,
-    delayPercent: o.delay?.percent ?? 100,
-    abortStatus: o.abort?.httpStatus,
-    abortPercent: o.abort?.percent ?? 100,
-  };
-  if (!o.fromHeaders) return p;
+function plan(ctx: Ctx, o: FaultOptions): Readonly<Plan> {
+  if (!o.fromHeaders) return basePlan(o);
+  const p: Plan = { ...basePlan(o) };
   const delay = headerNumber(ctx, FAULT_HEADERS.delay);
   if (delay !== undefined) p.delayMs = delay;
   const dp = headerNumber(ctx, FAULT_HEADERS.delayPercent);
@@ -46,7 +59,7 @@ function plan(ctx: Ctx, o: FaultOptions): Plan {
   if (status !== undefined && Number.isInteger(status) && status >= 200 && status <= 599) p.abortStatus = status;
   const ap = headerNumber(ctx, FAULT_HEADERS.abortPercent);
   if (ap !== undefined) p.abortPercent = Math.min(ap, p.abortPercent);
-  for (const h of Object.values(FAULT_HEADERS)) ctx.headers.delete(h);
+  for (const h of FAULT_HEADER_NAMES) ctx.headers.delete(h);
   return p;
 }
 
