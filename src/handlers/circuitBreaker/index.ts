@@ -65,6 +65,15 @@ export const circuitBreaker: HandlerFactory = (env): Handler => {
     }
   }
 
+  // Endpoint scope looks up every endpoint's breaker per request: by endpoint object, so no
+  // key string is built per endpoint per request (an endpoint belongs to one cluster).
+  const byEndpoint = new WeakMap<Endpoint, Breaker>();
+  function endpointBreaker(service: string, e: Endpoint, o: CircuitBreakerOptions): Breaker {
+    let b = byEndpoint.get(e);
+    if (!b) byEndpoint.set(e, (b = breakerFor(service, `${service}@${e.address}`, o)));
+    return b;
+  }
+
   /** Endpoint scope: open endpoints go to ctx.tried so the balancer skips them. */
   async function perEndpoint(ctx: Ctx, next: () => Promise<void>, o: CircuitBreakerOptions): Promise<void> {
     const cluster = ctx.cluster;
@@ -72,7 +81,7 @@ export const circuitBreaker: HandlerFactory = (env): Handler => {
     const now = Date.now();
     let open = 0;
     for (const e of cluster.endpoints) {
-      if (breakerFor(ctx.service, `${ctx.service}@${e.address}`, o).isOpen(now)) {
+      if (endpointBreaker(ctx.service, e, o).isOpen(now)) {
         (ctx.tried ??= []).push(e);
         open++;
       }
@@ -87,7 +96,7 @@ export const circuitBreaker: HandlerFactory = (env): Handler => {
     } finally {
       const e: Endpoint | undefined = ctx.endpoint;
       if (e) {
-        const b = breakerFor(ctx.service, `${ctx.service}@${e.address}`, o);
+        const b = endpointBreaker(ctx.service, e, o);
         b.record(failedOutcome(ctx, o, err), b.state !== "closed", Date.now());
       }
     }
