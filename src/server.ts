@@ -10,6 +10,7 @@ import { providerHandler } from "./listeners/provider.ts";
 import type { Runtime } from "./listeners/runtime.ts";
 import { boundAddress, serveHttp } from "./listeners/serve.ts";
 import { buildPipeline, staticEndpoints } from "./pipeline/build.ts";
+import { Telemetry } from "./telemetry/index.ts";
 import { Metrics } from "./telemetry/metrics.ts";
 import { ClusterManager } from "./upstream/clusters.ts";
 
@@ -28,13 +29,17 @@ export function startMesher(config: ResolvedConfig): Mesher {
   const clusters = new ClusterManager();
   clusters.setOrigin("static", staticEndpoints(config));
   let version = 1;
+  const id = `${config.service.name}-${crypto.randomUUID().slice(0, 8)}`;
+  const metrics = new Metrics();
   const rt: Runtime = {
     pipeline: buildPipeline(config, clusters, version),
-    id: `${config.service.name}-${crypto.randomUUID().slice(0, 8)}`,
-    metrics: new Metrics(),
+    id,
+    metrics,
+    telemetry: new Telemetry(metrics, id, config),
     selfAddresses: new Set(),
     inflight: 0,
   };
+  metrics.inflight = () => rt.inflight;
   let ready = false;
   const servers: Server<undefined>[] = [];
   const opts = { idleTimeout: config.listen.idleTimeout, maxRequestBodySize: config.maxRequestBodySize };
@@ -57,6 +62,7 @@ export function startMesher(config: ResolvedConfig): Mesher {
     }
   } catch (err) {
     for (const s of servers) s.stop(true);
+    void rt.telemetry.stop();
     throw err;
   }
   for (const a of Object.values(addresses)) {
@@ -67,6 +73,8 @@ export function startMesher(config: ResolvedConfig): Mesher {
       rt.selfAddresses.add(`localhost:${port}`).add(`127.0.0.1:${port}`);
     }
   }
+  // Bun.serve counts requests and WebSockets, not sockets: the closest it has to connections.
+  metrics.connections = () => servers.reduce((n, s) => n + s.pendingRequests + s.pendingWebSockets, 0);
   ready = true;
 
   let stopping: Promise<void> | undefined;
@@ -77,6 +85,7 @@ export function startMesher(config: ResolvedConfig): Mesher {
     reload(next) {
       clusters.setOrigin("static", staticEndpoints(next));
       rt.pipeline = buildPipeline(next, clusters, ++version);
+      rt.telemetry.configure(next);
     },
     stop() {
       stopping ??= (async () => {
@@ -87,6 +96,7 @@ export function startMesher(config: ResolvedConfig): Mesher {
         await Promise.race([drained, timeout]);
         clearTimeout(timer);
         await Promise.all(servers.map((s) => s.stop(true)));
+        await rt.telemetry.stop();
       })();
       return stopping;
     },

@@ -7,6 +7,7 @@ import pkg from "../../package.json" with { type: "json" };
 import { isAvailable } from "../upstream/cluster.ts";
 import type { ClusterManager } from "../upstream/clusters.ts";
 import type { Runtime } from "./runtime.ts";
+import { statsRoutes } from "../telemetry/statsPage.ts";
 
 export interface AdminDeps {
   rt: Runtime;
@@ -78,6 +79,7 @@ export function adminApp({ rt, clusters, isReady, routeRules }: AdminDeps): Hono
       })),
     });
   });
+  app.route("/", statsRoutes(rt, clusters));
   app.notFound((c) => c.json({ error: { code: "not_found", message: `no admin endpoint ${c.req.path}` } }, 404));
   return app;
 }
