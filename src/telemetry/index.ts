@@ -59,11 +59,29 @@ export class Telemetry {
    */
   begin(ctx: Ctx): Hop | undefined {
     if ((this.#tracer || this.#log) && !ctx.headers.has("x-request-id")) ctx.headers.set("x-request-id", crypto.randomUUID());
-    return this.#tracer?.begin(ctx);
+    if (!this.#tracer) return undefined;
+    try {
+      return this.#tracer.begin(ctx);
+    } catch (err) {
+      if (!this.#warned) console.error("mesher: tracing failed (the request is served untraced):", err);
+      this.#warned = true;
+      return undefined;
+    }
   }
 
-  /** After the chain: records the request once everywhere. */
+  /** After the chain: records the request once everywhere. Never throws into the data path. */
   end(ctx: Ctx, res: Response, error: MeshError | undefined, hop: Hop | undefined): void {
+    try {
+      this.#record(ctx, res, error, hop);
+    } catch (err) {
+      if (!this.#warned) console.error("mesher: telemetry failed (the request was served):", err);
+      this.#warned = true;
+    }
+  }
+
+  #warned = false;
+
+  #record(ctx: Ctx, res: Response, error: MeshError | undefined, hop: Hop | undefined): void {
     const ms = performance.now() - ctx.start;
     const self = this.#config.service;
     const provider = ctx.direction === "provider";
