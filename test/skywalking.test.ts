@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { ALL_TRACE_HEADERS, TSF_HEADERS } from "../recipes/tsf-demo/app.ts";
 import { startTsfDemo, type TsfDemo } from "../recipes/tsf-demo/topology.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
+import { startMesher } from "../src/server.ts";
 import type { SegmentObject } from "../src/telemetry/skywalking/segment.ts";
 import { formatSw8 } from "../src/telemetry/tracing/propagation.ts";
 import { startSkyWalkingReceiver, type SkyWalkingReceiver } from "./receivers/skywalking.ts";
@@ -79,6 +81,18 @@ for (const [label, copy] of [
     });
   });
 }
+
+test("keep-alive repeats at the configured interval", async () => {
+  const oap = await startSkyWalkingReceiver();
+  const m = startMesher(resolveConfig({ service: { name: "solo" }, listen: { consumer: "127.0.0.1:0", admin: false }, tracing: { skywalking: { serverUri: oap.address, keepAlive: "50ms" } } }));
+  try {
+    await oap.waitFor((r) => r.pings.filter((p) => p.service === "solo").length >= 3);
+    expect(oap.properties.filter((p) => p.service === "solo")).toHaveLength(1);
+  } finally {
+    await m.stop();
+    await oap.stop();
+  }
+});
 
 test("a SkyWalking agent's sw8 is continued with its own trace id", async () => {
   const oap = await startSkyWalkingReceiver();

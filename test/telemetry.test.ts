@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { resolveConfig } from "../src/config/resolve.ts";
 import { ConfigError } from "../src/config/errors.ts";
 import { formatSw8 } from "../src/telemetry/tracing/propagation.ts";
-import { startEchoApp, tempDir, twoSidecars, viaProxy } from "./helpers.ts";
+import { spawnMesher, startEchoApp, tempDir, twoSidecars, viaProxy, waitForLine } from "./helpers.ts";
 import { startOtlpReceiver } from "./receivers/otlp.ts";
 import { startSkyWalkingReceiver } from "./receivers/skywalking.ts";
 
@@ -240,6 +240,51 @@ describe("access log", () => {
       resolveConfig({ service: { name: "a" }, accessLog: { format: "%NOPE%" } });
     } catch (err) {
       expect((err as ConfigError).problems[0]!.path).toBe("accessLog.format");
+    }
+  });
+});
+
+describe("reload and the command line", () => {
+  test("a reload turns tracing on; x-envoy-decorator-operation names the span", async () => {
+    const otlp = await startOtlpReceiver();
+    const app = startEchoApp();
+    const mesh = twoSidecars(app.port!);
+    try {
+      expect((await echoed(mesh.proxy))["traceparent"]).toBeUndefined();
+      const config = mesh.a.runtime.pipeline.config;
+      mesh.a.reload(resolveConfig({ ...config, listen: { ...config.listen }, tracing: { flushInterval: 50, otlp: { endpoint: otlp.url } } }));
+      const got = await echoed(mesh.proxy, { "x-envoy-decorator-operation": "list items" });
+      expect(got["traceparent"]).toMatch(/^00-/);
+      await otlp.waitFor((s) => s.length === 1);
+      expect(otlp.spans[0]!.name).toBe("list items");
+      expect(otlp.spans[0]!.service).toBe("shop");
+    } finally {
+      await mesh.stop();
+      app.stop(true);
+      await otlp.stop();
+    }
+  });
+
+  test("mesher run with accessLog: {} writes JSON lines to stdout", async () => {
+    const app = startEchoApp();
+    const d = tempDir({
+      "mesher.config.json": JSON.stringify({
+        service: { name: "shop" },
+        listen: { consumer: "127.0.0.1:0", admin: "127.0.0.1:0" },
+        services: { promotion: { endpoints: [`127.0.0.1:${app.port}`] } },
+        accessLog: {},
+      }),
+    });
+    const m = await spawnMesher(["-c", join(d, "mesher.config.json")]);
+    try {
+      expect((await viaProxy(`http://${m.consumer}`, "http://promotion/hello")).status).toBe(200);
+      const match = await waitForLine(m.proc.stdout, /"path":"\/hello"/, m.lines);
+      const line = JSON.parse(match.input);
+      expect(line).toMatchObject({ method: "GET", path: "/hello", response_code: 200, upstream_host: `127.0.0.1:${app.port}`, service: "promotion" });
+    } finally {
+      m.proc.kill();
+      await m.proc.exited;
+      app.stop(true);
     }
   });
 });

@@ -11,6 +11,9 @@ import type { Metrics } from "./metrics.ts";
 import { Stats } from "./stats.ts";
 import { HopTracer, type Hop } from "./tracing/tracer.ts";
 
+/** The longest a stop waits for exporters to deliver what is buffered. */
+const STOP_TIMEOUT_MS = 3000;
+
 export class Telemetry {
   readonly stats = new Stats();
   #tracer?: HopTracer;
@@ -141,8 +144,14 @@ export class Telemetry {
     await this.#tracer?.flush();
   }
 
-  /** Flushes and closes exporters and the log. Never rejects. */
+  /**
+   * Flushes and closes exporters and the log. Never rejects, and gives up on a collector that
+   * does not answer within STOP_TIMEOUT_MS so a stop is never held by it.
+   */
   async stop(): Promise<void> {
-    await Promise.all([this.#tracer?.shutdown(), this.#log?.close()]);
+    let timer: Timer | undefined;
+    const limit = new Promise<void>((resolve) => (timer = setTimeout(resolve, STOP_TIMEOUT_MS)));
+    await Promise.race([Promise.all([this.#tracer?.shutdown(), this.#log?.close()]), limit]);
+    clearTimeout(timer);
   }
 }

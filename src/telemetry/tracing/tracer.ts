@@ -118,7 +118,8 @@ export class HopTracer {
           })
         : ROOT_CONTEXT;
       otel = this.#tracer.startSpan(
-        `${ctx.method} ${ctx.service}`,
+        // Envoy's header for naming the operation; else "{method} {service}".
+        h.get("x-envoy-decorator-operation") ?? `${ctx.method} ${ctx.service}`,
         { kind: kind === "server" ? SpanKind.SERVER : SpanKind.CLIENT, attributes: startAttributes(ctx, path, kind) },
         parent,
       );
