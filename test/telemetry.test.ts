@@ -234,6 +234,21 @@ describe("access log", () => {
     expect(lines[1]).toMatch(/^GET \/ 404 unknown_service - "[0-9a-f-]{36}" "Bun\/" application\/json\S* \d+$/);
   });
 
+  test("bad tracing settings are config errors naming the path", () => {
+    const problems = (tracing: unknown) => {
+      try {
+        resolveConfig({ service: { name: "a" }, tracing });
+        return [];
+      } catch (err) {
+        return (err as ConfigError).problems.map((p) => p.path);
+      }
+    };
+    expect(problems({ sampler: 2 })).toEqual(["tracing.sampler"]);
+    expect(problems({ otlp: { endpoint: "not a url" } })).toEqual(["tracing.otlp.endpoint"]);
+    expect(problems({ skywalking: { serverUri: "oap:11800", keepAlive: "soon" } })).toEqual(["tracing.skywalking.keepAlive"]);
+    expect(problems({ sampler: 0.5, otlp: { endpoint: "127.0.0.1:4317" }, skywalking: {} })).toEqual([]);
+  });
+
   test("an unknown operator is a config error naming the path", () => {
     expect(() => resolveConfig({ service: { name: "a" }, accessLog: { format: "%NOPE%" } })).toThrow(ConfigError);
     try {

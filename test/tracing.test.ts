@@ -51,6 +51,7 @@ describe("OTLP tracing across user -> shop -> promotion (apps copy the TSF demo'
     expect(userOut!.attributes["mesher.route"]).toBe("default");
     expect(userOut!.attributes["mesher.endpoint"]).toBe(demo.sidecars.shop.addresses.provider!);
     expect(userOut!.attributes["mesher.attempts"]).toBe(1);
+    expect(userOut!.attributes["mesher.retries"]).toBe(0);
     expect(userOut!.attributes["url.path"]).toBe("/api/v6/shop/items");
     expect(shopIn!.attributes["mesher.source_service"]).toBe("user");
     expect(typeof userIn!.attributes["mesher.request_id"]).toBe("string");

@@ -218,6 +218,7 @@ function endAttributes(ctx: Ctx, res: Response, error: MeshError | undefined): A
     }
   }
   a["mesher.attempts"] = ctx.attempts;
+  a["mesher.retries"] = Math.max(0, ctx.attempts - 1);
   if (ctx.attempts > 1) a["http.request.resend_count"] = ctx.attempts - 1;
   if (error) {
     a["mesher.error_code"] = error.code;
