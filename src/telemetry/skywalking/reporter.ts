@@ -18,10 +18,16 @@ const PROTO_DIR = join(import.meta.dir, "proto");
 const EXPORT_TIMEOUT_MS = 10_000;
 
 type ClientCtor = new (address: string, credentials: grpc.ChannelCredentials) => grpc.Client;
-let services: { Trace: ClientCtor; Management: ClientCtor } | undefined;
+interface Services {
+  Trace: ClientCtor;
+  Management: ClientCtor;
+  definition: grpc.GrpcObject;
+}
+let services: Services | undefined;
 
-/** Loads the vendored protos once per process. */
-export function skywalkingServices(): { Trace: ClientCtor; Management: ClientCtor; definition: grpc.GrpcObject } {
+/** Loads the vendored protos (once per process). */
+export function skywalkingServices(): Services {
+  if (services) return services;
   const def = protoLoader.loadSync(["language-agent/Tracing.proto", "management/Management.proto"], {
     includeDirs: [PROTO_DIR],
     keepCase: true,
@@ -29,9 +35,10 @@ export function skywalkingServices(): { Trace: ClientCtor; Management: ClientCto
     enums: Number,
     defaults: true,
   });
-  const pkg = grpc.loadPackageDefinition(def) as unknown as { skywalking: { v3: Record<string, ClientCtor> } };
-  services ??= { Trace: pkg.skywalking.v3.TraceSegmentReportService!, Management: pkg.skywalking.v3.ManagementService! };
-  return { ...services, definition: pkg as unknown as grpc.GrpcObject };
+  const definition = grpc.loadPackageDefinition(def);
+  const v3 = (definition as unknown as { skywalking: { v3: Record<string, ClientCtor> } }).skywalking.v3;
+  services = { Trace: v3.TraceSegmentReportService!, Management: v3.ManagementService!, definition };
+  return services;
 }
 
 type Callback = (err: grpc.ServiceError | null) => void;
