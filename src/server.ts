@@ -12,6 +12,8 @@ import { boundAddress, serveHttp } from "./listeners/serve.ts";
 import { routeRulesOf } from "./handlers/router/index.ts";
 import { buildPipeline, staticEndpoints } from "./pipeline/build.ts";
 import { StateStore } from "./pipeline/store.ts";
+import { breakerStates } from "./handlers/circuitBreaker/index.ts";
+import { Telemetry } from "./telemetry/index.ts";
 import { Metrics } from "./telemetry/metrics.ts";
 import { ClusterManager } from "./upstream/clusters.ts";
 
@@ -45,13 +47,16 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
   let version = 1;
   // Balancer, breaker and bucket state, kept across reloads by the handlers that own it.
   const extras = { metrics: new Metrics(), store: new StateStore() };
+  const id = `${config.service.name}-${crypto.randomUUID().slice(0, 8)}`;
   const rt: Runtime = {
     pipeline: buildPipeline(config, clusters, version, extras),
-    id: `${config.service.name}-${crypto.randomUUID().slice(0, 8)}`,
+    id,
     metrics: extras.metrics,
+    telemetry: new Telemetry(extras.metrics, id, config),
     selfAddresses: new Set(),
     inflight: 0,
   };
+  extras.metrics.inflight = () => rt.inflight;
   let ready = false;
   const servers: Server<undefined>[] = [];
   const opts = { idleTimeout: config.listen.idleTimeout, maxRequestBodySize: config.maxRequestBodySize };
@@ -73,6 +78,7 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
         isReady: () => ready,
         routeRules: (s) => routeRulesOf(rt.pipeline.config, s),
         reload: options.load && (() => reloadFromSource()),
+        breakers: () => breakerStates(extras.store),
       });
       const admin = serveHttp(config.listen.admin, (req) => app.fetch(req), opts);
       servers.push(admin);
@@ -80,6 +86,7 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
     }
   } catch (err) {
     for (const s of servers) s.stop(true);
+    void rt.telemetry.stop();
     throw err;
   }
   for (const a of Object.values(addresses)) {
@@ -90,6 +97,8 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
       rt.selfAddresses.add(`localhost:${port}`).add(`127.0.0.1:${port}`);
     }
   }
+  // Bun.serve counts requests and WebSockets, not sockets: the closest it has to connections.
+  extras.metrics.connections = () => servers.reduce((n, s) => n + s.pendingRequests + s.pendingWebSockets, 0);
   ready = true;
 
   function reload(next: ResolvedConfig): void {
@@ -98,6 +107,7 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
     clusters.setOrigin("static", staticEndpoints(next));
     version++;
     rt.pipeline = pipeline;
+    rt.telemetry.configure(next);
     extras.store.sweep();
   }
 
@@ -136,6 +146,7 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
         await Promise.race([drained, timeout]);
         clearTimeout(timer);
         await Promise.all(servers.map((s) => s.stop(true)));
+        await rt.telemetry.stop();
       })();
       return stopping;
     },

@@ -9,6 +9,7 @@ import { Duration } from "./duration.ts";
 import type { Handler, HandlerFactory } from "../pipeline/types.ts";
 import { RoutesField } from "../handlers/router/schema.ts";
 import { GlobalResilienceEntries, ServiceResilienceEntries } from "../handlers/resilienceSchema.ts";
+import { accessLogKey, tracingKey } from "../telemetry/schema.ts";
 
 const d = v.description;
 
@@ -127,6 +128,8 @@ export const ConfigSchema = v.strictObject({
     v.pipe(Duration, d("on SIGTERM, how long in-flight requests may take to finish")),
     "30s",
   ),
+  tracing: tracingKey,
+  accessLog: accessLogKey,
   maxRequestBodySize: v.optional(
     v.pipe(v.number(), v.integer(), v.minValue(0), d("largest request body accepted, in bytes")),
     8 * 1024 ** 3,

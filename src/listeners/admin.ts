@@ -7,6 +7,7 @@ import pkg from "../../package.json" with { type: "json" };
 import { isAvailable } from "../upstream/cluster.ts";
 import type { ClusterManager } from "../upstream/clusters.ts";
 import type { Runtime } from "./runtime.ts";
+import { statsRoutes } from "../telemetry/statsPage.ts";
 
 export interface AdminDeps {
   rt: Runtime;
@@ -16,6 +17,8 @@ export interface AdminDeps {
   routeRules?: (service: string) => unknown;
   /** Reloads the config from its file; absent when the mesher has no file to reload. */
   reload?: () => Promise<{ ok: true; version: number } | { ok: false; error: string }>;
+  /** Circuit breaker states by label ("svc", "svc/host:port"), for /stats. */
+  breakers?: () => Record<string, string>;
 }
 
 const SECRET_KEY = /(secret|password|passwd|token|private|credential|^key$|keyfile$|apikey)/i;
@@ -32,7 +35,7 @@ export function maskConfig(value: unknown, key = ""): unknown {
   return out;
 }
 
-export function adminApp({ rt, clusters, isReady, routeRules, reload }: AdminDeps): Hono {
+export function adminApp({ rt, clusters, isReady, routeRules, reload, breakers }: AdminDeps): Hono {
   const app = new Hono();
   const started = new Date().toISOString();
 
@@ -91,6 +94,7 @@ export function adminApp({ rt, clusters, isReady, routeRules, reload }: AdminDep
       })),
     });
   });
+  app.route("/", statsRoutes(rt, clusters, breakers));
   app.notFound((c) => c.json({ error: { code: "not_found", message: `no admin endpoint ${c.req.path}` } }, 404));
   return app;
 }
