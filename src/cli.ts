@@ -73,7 +73,10 @@ async function main(argv: string[]): Promise<number> {
   console.log(
     `mesher ${config.service.name} (${config.mode}) listening consumer=${a.consumer}` +
       (a.provider ? ` provider=${a.provider}` : "") +
-      (a.admin ? ` admin=${a.admin}` : ""),
+      (a.admin ? ` admin=${a.admin}` : "") +
+      (a.edge ? ` edge=${a.edge}` : "") +
+      (a.grpc ? ` grpc=${a.grpc}` : "") +
+      (a.grpcProvider ? ` grpcProvider=${a.grpcProvider}` : ""),
   );
   const shutdown = async (signal: string) => {
     console.log(`mesher: ${signal}, draining`);

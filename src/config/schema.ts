@@ -7,6 +7,7 @@
 import * as v from "valibot";
 import { Duration } from "./duration.ts";
 import type { Handler, HandlerFactory } from "../pipeline/types.ts";
+import { edgeListenEntries, ingressSchema } from "../listeners/ingressSchema.ts";
 
 const d = v.description;
 
@@ -43,6 +44,10 @@ export const ServiceSchema = v.strictObject({
     v.pipe(v.array(EndpointSchema), d("static endpoints of the service; discovery adds more")),
     [],
   ),
+  grpcEndpoints: v.optional(
+    v.pipe(v.array(EndpointSchema), d("gRPC provider listeners (listen.grpcProvider) of the service's sidecars")),
+    [],
+  ),
 });
 
 const isFunction = (x: unknown): x is (...a: never[]) => unknown => typeof x === "function";
@@ -74,6 +79,7 @@ const ListenSchema = v.strictObject({
     v.pipe(Duration, d("closes idle client connections after this; streaming responses are exempt")),
     "60s",
   ),
+  ...edgeListenEntries(Address),
 });
 
 export const ConfigSchema = v.strictObject({
@@ -95,6 +101,7 @@ export const ConfigSchema = v.strictObject({
     d("the local app"),
   ),
   listen: v.optional(v.pipe(ListenSchema, d("listener addresses")), {}),
+  ingress: ingressSchema(ServiceName),
   services: v.optional(
     v.pipe(v.record(ServiceName, ServiceSchema), d("services this sidecar can call, by name")),
     {},
