@@ -71,7 +71,7 @@ async function main(argv: string[]): Promise<number> {
   const mesher = startMesher(config);
   const a = mesher.addresses;
   console.log(
-    `mesher ${config.service.name} (${config.mode}) listening consumer=${a.consumer}` +
+    `mesher ${config.service.name} (${config.mode}) listening consumer=${a.consumer || "off"}` +
       (a.provider ? ` provider=${a.provider}` : "") +
       (a.admin ? ` admin=${a.admin}` : "") +
       (a.edge ? ` edge=${a.edge}` : "") +

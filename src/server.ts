@@ -28,6 +28,7 @@ export interface Mesher {
 }
 
 export interface Addresses {
+  /** "" when listen.consumer is false. */
   consumer: string;
   provider?: string;
   admin?: string;
@@ -55,9 +56,11 @@ export function startMesher(config: ResolvedConfig): Mesher {
   const grpcListeners: GrpcListener[] = [];
 
   try {
-    const consumer = serveHttp(config.listen.consumer, consumerHandler(rt), opts);
-    servers.push(consumer);
-    addresses.consumer = boundAddress(consumer);
+    if (config.listen.consumer) {
+      const consumer = serveHttp(config.listen.consumer, consumerHandler(rt), opts);
+      servers.push(consumer);
+      addresses.consumer = boundAddress(consumer);
+    }
     if (config.listen.provider) {
       const provider = serveHttp(config.listen.provider, providerHandler(rt), opts);
       servers.push(provider);
@@ -90,7 +93,7 @@ export function startMesher(config: ResolvedConfig): Mesher {
     for (const s of servers) s.stop(true);
     throw err;
   }
-  for (const a of Object.values(addresses)) {
+  for (const a of Object.values(addresses).filter(Boolean)) {
     rt.selfAddresses.add(a!.toLowerCase());
     // The app may name the sidecar as localhost or 127.0.0.1 for the same listener.
     const port = a!.slice(a!.lastIndexOf(":") + 1);

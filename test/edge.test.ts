@@ -112,12 +112,12 @@ describe("edge mode: external client -> gateway -> services", () => {
 });
 
 describe("edge mode from the command line", () => {
-  test("--mode edge opens the edge listener from a YAML config", async () => {
+  test("--mode edge opens the edge listener from a YAML config; consumer: false opens no consumer listener", async () => {
     const app = startEchoApp("orders");
     const dir = tempDir({
       "mesher.yaml": [
         "service: { name: gateway }",
-        'listen: { consumer: "127.0.0.1:0", admin: "127.0.0.1:0", edge: "127.0.0.1:0" }',
+        'listen: { consumer: false, admin: "127.0.0.1:0", edge: "127.0.0.1:0" }',
         `services: { orders: { endpoints: ["127.0.0.1:${app.port}"] } }`,
         "ingress:",
         "  - apiPath: ^/orders",
@@ -127,6 +127,7 @@ describe("edge mode from the command line", () => {
     const m = await spawnMesher(["--mode", "edge", "-c", join(dir, "mesher.yaml")]);
     try {
       const edge = /edge=(\S+)/.exec(m.lines.join("\n"))![1];
+      expect(m.consumer).toBe("off");
       const r = await curl([`http://${edge}/orders/1`]);
       expect(JSON.parse(r.body)).toMatchObject({ app: "orders", path: "/orders/1" });
       expect((await curl([`http://${edge}/other`])).status).toBe(404);

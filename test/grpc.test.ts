@@ -49,6 +49,7 @@ async function startGrpcApp() {
     },
     Bidi(call: grpc.ServerDuplexStream<Req, Reply>) {
       let i = 0;
+      call.on("cancelled", () => cancelled.push("bidi"));
       call.on("data", (r: Req) => call.write({ text: r.text.toUpperCase(), index: i++, authority: "", caller: "", blobBytes: 0 }));
       call.on("end", () => call.end());
     },
@@ -76,7 +77,7 @@ const unary = (client: grpc.Client, req: Partial<Req>, options: grpc.CallOptions
 
 describe("gRPC through two sidecars: client -> A (grpc) -> B (grpcProvider) -> app", () => {
   let app: Awaited<ReturnType<typeof startGrpcApp>>;
-  let a: Mesher, b: Mesher;
+  let a: Mesher, b: Mesher, c: Mesher;
   let client: grpc.Client;
   const clientFor = (authority: string) =>
     new Echo(a.addresses.grpc!, grpc.credentials.createInsecure(), { "grpc.default_authority": authority, "grpc.max_receive_message_length": 8 << 20 });
@@ -84,11 +85,13 @@ describe("gRPC through two sidecars: client -> A (grpc) -> B (grpcProvider) -> a
   beforeAll(async () => {
     app = await startGrpcApp();
     b = startSidecar({ service: { name: "greeter", ports: { grpc: app.port } }, listen: { grpcProvider: "127.0.0.1:0" } });
+    c = startSidecar({ service: { name: "noport" }, listen: { grpcProvider: "127.0.0.1:0" } });
     a = startSidecar({
       service: { name: "shop" },
       listen: { grpc: "127.0.0.1:0" },
       services: {
         greeter: { grpcEndpoints: [b.addresses.grpcProvider!] },
+        noport: { grpcEndpoints: [c.addresses.grpcProvider!] },
         httponly: { endpoints: [`127.0.0.1:${closedPort()}`] },
         gone: { grpcEndpoints: [`127.0.0.1:${closedPort()}`] },
       },
@@ -97,7 +100,7 @@ describe("gRPC through two sidecars: client -> A (grpc) -> B (grpcProvider) -> a
   });
   afterAll(async () => {
     client.close();
-    await Promise.all([a.stop(), b.stop()]);
+    await Promise.all([a.stop(), b.stop(), c.stop()]);
     app.stop();
   });
 
@@ -148,6 +151,25 @@ describe("gRPC through two sidecars: client -> A (grpc) -> B (grpcProvider) -> a
     expect(replies).toEqual(["M0", "M1", "M2"]);
   });
 
+  test("a cancelled bidi stream is cancelled at the app", async () => {
+    const bidi = (client as unknown as Record<string, Function>).Bidi!() as grpc.ClientDuplexStream<Partial<Req>, Reply>;
+    const err = new Promise<grpc.ServiceError>((resolve) => bidi.on("error", resolve));
+    await new Promise<void>((resolve) => {
+      bidi.once("data", () => resolve());
+      bidi.write({ text: "one" });
+    });
+    bidi.cancel();
+    expect((await err).code).toBe(grpc.status.CANCELLED);
+    for (let i = 0; i < 100 && !app.cancelled.includes("bidi"); i++) await Bun.sleep(20);
+    expect(app.cancelled).toContain("bidi");
+  });
+
+  test("300 concurrent calls all succeed", async () => {
+    const results = await Promise.all(Array.from({ length: 300 }, (_, i) => unary(client, { text: `c${i}` })));
+    expect(results.filter((r) => r.err)).toHaveLength(0);
+    expect(results.map((r) => r.reply!.text)).toEqual(Array.from({ length: 300 }, (_, i) => `c${i}`));
+  });
+
   test("an error status from the app arrives intact, with its metadata", async () => {
     const { err } = await unary(client, { text: "x", failCode: grpc.status.PERMISSION_DENIED });
     expect(err!.code).toBe(grpc.status.PERMISSION_DENIED);
@@ -193,7 +215,11 @@ describe("gRPC through two sidecars: client -> A (grpc) -> B (grpcProvider) -> a
     const unknown = clientFor("nosuch");
     const httponly = clientFor("httponly");
     const gone = clientFor("gone");
+    const noport = clientFor("noport");
     try {
+      const n = await unary(noport, { text: "x" });
+      expect(n.err!.code).toBe(grpc.status.UNAVAILABLE);
+      expect(n.err!.details).toContain("service.ports.grpc");
       const u = await unary(unknown, { text: "x" });
       expect(u.err!.code).toBe(grpc.status.UNIMPLEMENTED);
       expect(u.err!.details).toContain('no service named "nosuch"');
@@ -208,6 +234,7 @@ describe("gRPC through two sidecars: client -> A (grpc) -> B (grpcProvider) -> a
       unknown.close();
       httponly.close();
       gone.close();
+      noport.close();
     }
   });
 });

@@ -8,7 +8,7 @@ describe("recipes/edge-gateway: one command, two services behind the gateway", (
   beforeAll(async () => {
     proc = Bun.spawn(["bun", "recipes/edge-gateway/run.ts"], {
       cwd: ROOT,
-      env: { ...process.env, EDGE: "127.0.0.1:0", CONSUMER: "127.0.0.1:0", ADMIN: "127.0.0.1:0", SHOP_PORT: "0", CATALOG_PORT: "0" },
+      env: { ...process.env, EDGE: "127.0.0.1:0", ADMIN: "127.0.0.1:0", SHOP_PORT: "0", CATALOG_PORT: "0" },
       stdout: "pipe",
       stderr: "pipe",
       stdin: "ignore",

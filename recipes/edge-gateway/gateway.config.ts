@@ -11,7 +11,7 @@ export default defineConfig({
   service: { name: "gateway" },
   listen: {
     edge: env.EDGE ?? "127.0.0.1:30080", // where external clients connect
-    consumer: env.CONSUMER ?? "127.0.0.1:30181",
+    consumer: false, // a gateway fronts no local app: no HTTP_PROXY listener
     admin: env.ADMIN ?? "127.0.0.1:30182",
   },
   services: {

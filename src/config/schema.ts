@@ -62,7 +62,10 @@ export const ChainEntry = v.union(
 
 const ListenSchema = v.strictObject({
   consumer: v.optional(
-    v.pipe(Address, d("where the local app sends its calls (its HTTP_PROXY)")),
+    v.pipe(
+      v.union([Address, v.literal(false)], 'an address "host:port", or false to disable'),
+      d("where the local app sends its calls (its HTTP_PROXY); false: none (an edge gateway may not need one)"),
+    ),
     "127.0.0.1:30101",
   ),
   provider: v.optional(
