@@ -73,7 +73,8 @@ export function startMesher(config: ResolvedConfig): Mesher {
       addresses.admin = boundAddress(admin);
     }
     if (config.mode === "edge") {
-      const edge = serveHttp(config.listen.edge, edgeHandler(rt, clusters), opts);
+      // TLS for the edge listener comes with serveHttp's TLS options (listeners work).
+    const edge = serveHttp(config.listen.edge, edgeHandler(rt, clusters), opts);
       servers.push(edge);
       addresses.edge = boundAddress(edge);
     }
