@@ -74,7 +74,7 @@ export function startMesher(config: ResolvedConfig): Mesher {
     }
     if (config.mode === "edge") {
       // TLS for the edge listener comes with serveHttp's TLS options (listeners work).
-    const edge = serveHttp(config.listen.edge, edgeHandler(rt, clusters), opts);
+      const edge = serveHttp(config.listen.edge, edgeHandler(rt, clusters), opts);
       servers.push(edge);
       addresses.edge = boundAddress(edge);
     }
