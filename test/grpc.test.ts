@@ -184,30 +184,43 @@ describe("gRPC through two sidecars: client -> A (grpc) -> B (grpcProvider) -> a
     expect(app.cancelled).toContain("slow");
   });
 
-  test("mesher enforces grpc-timeout itself and answers DEADLINE_EXCEEDED in trailers", async () => {
-    // A raw HTTP/2 client that does not enforce its own deadline.
-    const session = http2.connect(`http://${a.addresses.grpc}`);
+  test("mesher enforces grpc-timeout itself: DEADLINE_EXCEEDED in trailers, the upstream stream cancelled", async () => {
+    // The upstream is a raw HTTP/2 server that never answers, and the client a raw one that
+    // does not enforce its own deadline: only mesher can end this call.
+    const upstreamClosed = Promise.withResolvers<number>();
+    const blackhole = http2.createServer();
+    blackhole.on("stream", (stream) => {
+      stream.on("error", () => {});
+      stream.on("close", () => upstreamClosed.resolve(stream.rstCode ?? -1));
+    });
+    blackhole.listen(0, "127.0.0.1");
+    const hole = startSidecar({
+      service: { name: "caller" },
+      listen: { grpc: "127.0.0.1:0" },
+      services: { blackhole: { grpcEndpoints: [`127.0.0.1:${(blackhole.address() as { port: number }).port}`] } },
+    });
+    const session = http2.connect(`http://${hole.addresses.grpc}`);
     try {
       const req = session.request({
         ":method": "POST",
         ":path": "/mesher.test.Echo/Unary",
-        ":authority": "greeter",
+        ":authority": "blackhole",
         "content-type": "application/grpc",
         te: "trailers",
         "grpc-timeout": "200m",
       });
-      // EchoRequest { text: "raw", delay_ms: 3000 } as a length-prefixed gRPC message.
-      const msg = Buffer.from([0x0a, 3, ...Buffer.from("raw"), 0x18, 0xb8, 0x17]);
-      const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, msg.length]), msg]);
-      req.end(frame);
+      req.end(Buffer.from([0, 0, 0, 0, 0]));
       const status = await new Promise<string>((resolve) => {
         req.on("response", (h) => h["grpc-status"] && resolve(String(h["grpc-status"])));
         req.on("trailers", (t) => resolve(String(t["grpc-status"])));
         req.resume();
       });
       expect(status).toBe(String(grpc.status.DEADLINE_EXCEEDED));
+      expect(await upstreamClosed.promise).toBe(http2.constants.NGHTTP2_CANCEL);
     } finally {
       session.close();
+      await hole.stop();
+      blackhole.close();
     }
   });
 
