@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import { resolveConfig } from "../src/config/resolve.ts";
 import { MeshError } from "../src/pipeline/errors.ts";
 import { curl, spawnMesher, startEchoApp, startSidecar, tempDir } from "./helpers.ts";
 
@@ -108,6 +109,30 @@ describe("edge mode: external client -> gateway -> services", () => {
   test("an identity sent from outside is not trusted", async () => {
     const r = await curl(["-H", "Host: shop.example.com", "-H", 'x-cse-context: {"x-cse-src-microservice":"admin"}', `${edge}/api/x`]);
     expect(JSON.parse(JSON.parse(r.body).headers["x-cse-context"])["x-cse-src-microservice"]).toBe("gateway");
+  });
+});
+
+describe("edge mode reload", () => {
+  test("a reloaded config's ingress rules apply to the next request", async () => {
+    const app = startEchoApp("orders");
+    const config = (ingress: { apiPath: string; service: string }[]) => ({
+      mode: "edge" as const,
+      service: { name: "gw" },
+      listen: { consumer: false as const, admin: false as const, edge: "127.0.0.1:0" },
+      services: { orders: { endpoints: [`127.0.0.1:${app.port}`] } },
+      ingress,
+    });
+    const gw = startSidecar(config([{ apiPath: "^/orders", service: "orders" }]));
+    try {
+      const edge = `http://${gw.addresses.edge}`;
+      expect((await curl([`${edge}/v2/orders`])).status).toBe(404);
+      gw.reload(resolveConfig(config([{ apiPath: "^/v2/orders", service: "orders" }])));
+      expect(JSON.parse((await curl([`${edge}/v2/orders`])).body).app).toBe("orders");
+      expect((await curl([`${edge}/orders`])).status).toBe(404);
+    } finally {
+      await gw.stop();
+      app.stop(true);
+    }
   });
 });
 
