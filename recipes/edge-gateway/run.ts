@@ -2,7 +2,8 @@
  * One command for the whole recipe: starts the two apps and mesher in edge mode in front of
  * them, and stops everything on Ctrl-C. Run it from the repository root:
  *
- *   bun recipes/edge-gateway/run.ts
+ *   bun recipes/edge-gateway/run.ts                       # gateway.config.ts
+ *   CONFIG=envoy.config.ts bun recipes/edge-gateway/run.ts  # the same gateway from envoy.yaml
  */
 import { join } from "node:path";
 import { startApp } from "./app.ts";
@@ -10,7 +11,7 @@ import { startApp } from "./app.ts";
 const shop = startApp("shop", Number(process.env.SHOP_PORT ?? 8201));
 const catalog = startApp("catalog", Number(process.env.CATALOG_PORT ?? 8202));
 const root = join(import.meta.dir, "../..");
-const mesher = Bun.spawn(["bun", join(root, "src/cli.ts"), "-c", join(import.meta.dir, "gateway.config.ts")], {
+const mesher = Bun.spawn(["bun", join(root, "src/cli.ts"), "-c", join(import.meta.dir, process.env.CONFIG ?? "gateway.config.ts")], {
   cwd: root,
   env: { ...process.env, SHOP_PORT: String(shop.port), CATALOG_PORT: String(catalog.port) },
   stdout: "inherit",
