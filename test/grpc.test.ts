@@ -224,6 +224,19 @@ describe("gRPC through two sidecars: client -> A (grpc) -> B (grpcProvider) -> a
     }
   });
 
+  test("gRPC calls are counted in the metrics, by gRPC status mapped to HTTP", async () => {
+    await unary(client, { text: "m" });
+    const unknown = clientFor("counted-unknown");
+    await unary(unknown, { text: "x" });
+    unknown.close();
+    const text = await (await fetch(`http://${a.addresses.admin}/v1/mesher/metrics`)).text();
+    const value = (name: string, service: string) =>
+      Number(new RegExp(`^${name}\\{[^}]*service_name="${service}"[^}]*\\} (\\d+)`, "m").exec(text)?.[1] ?? 0);
+    expect(value("successes_total", "greeter")).toBeGreaterThan(0);
+    expect(value("failures_total", "counted-unknown")).toBe(1);
+    expect(value("status_5xx", "counted-unknown")).toBe(1); // UNIMPLEMENTED counts as 501
+  });
+
   test("an unknown service is UNIMPLEMENTED; no gRPC endpoint or a dead one is UNAVAILABLE", async () => {
     const unknown = clientFor("nosuch");
     const httponly = clientFor("httponly");

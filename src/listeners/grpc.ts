@@ -62,6 +62,15 @@ const STATUS_OF: Record<ErrorCode, number> = {
   loop_detected: GrpcStatus.INTERNAL,
 };
 
+/**
+ * gRPC status -> the HTTP status the metrics count it as (the mapping of Google's API design
+ * guide), so gRPC calls land in the same success/4xx/5xx series as HTTP ones.
+ */
+const HTTP_OF: Record<number, number> = { 0: 200, 1: 499, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400, 10: 409, 11: 400, 12: 501, 14: 503, 16: 401 };
+export function httpStatusOfGrpc(status: number): number {
+  return HTTP_OF[status] ?? 500;
+}
+
 export function grpcStatusOf(err: MeshError): number {
   return STATUS_OF[err.code] ?? GrpcStatus.INTERNAL;
 }
@@ -137,9 +146,12 @@ function forward(
   endpoint: Endpoint,
   pool: SessionPool,
   extra: Record<string, string>,
-  done: () => void,
+  done: (status: number) => void,
 ): void {
   let finished = false;
+  /** The call's final gRPC status, as the caller sees it. */
+  let status: number | undefined;
+  const statusOf = (h: http2.IncomingHttpHeaders) => Number(h["grpc-status"] ?? GrpcStatus.UNKNOWN);
   let pendingTrailers: Record<string, string> | undefined;
   let upstreamTrailers: http2.IncomingHttpHeaders | undefined;
   const finish = () => {
@@ -147,11 +159,12 @@ function forward(
     finished = true;
     clearTimeout(timer);
     endpoint.active--;
-    done();
+    done(status ?? GrpcStatus.UNKNOWN);
   };
   /** Ends the downstream call with mesher's own status. */
   const fail = (err: MeshError) => {
     if (stream.closed || stream.destroyed) return;
+    status = grpcStatusOf(err);
     if (!stream.headersSent) {
       stream.respond({ ":status": 200, "content-type": "application/grpc", ...grpcErrorTrailers(err) }, { endStream: true });
     } else {
@@ -168,7 +181,7 @@ function forward(
   } catch (err) {
     endpoint.active--;
     fail(new MeshError("upstream_connect_failure", `cannot open a stream to ${endpoint.address}: ${(err as Error).message}`));
-    done();
+    done(status ?? GrpcStatus.UNAVAILABLE);
     return;
   }
 
@@ -183,6 +196,7 @@ function forward(
     if (stream.closed || stream.destroyed || stream.headersSent) return;
     if (flags & END_STREAM) {
       // Trailers-only response (an error status with no messages).
+      status = statusOf(h);
       stream.respond(responseHeaders(h), { endStream: true });
       return;
     }
@@ -192,7 +206,11 @@ function forward(
   upstream.on("trailers", (t) => (upstreamTrailers = t));
   stream.on("wantTrailers", () => {
     if (pendingTrailers) return stream.sendTrailers(pendingTrailers);
-    if (upstreamTrailers) return stream.sendTrailers(responseHeaders(upstreamTrailers));
+    if (upstreamTrailers) {
+      status = statusOf(upstreamTrailers);
+      return stream.sendTrailers(responseHeaders(upstreamTrailers));
+    }
+    status = GrpcStatus.UNAVAILABLE;
     stream.sendTrailers(grpcErrorTrailers(new MeshError("upstream_reset", `${endpoint.address} ended the call without a status`)));
   });
   upstream.on("error", (err: NodeJS.ErrnoException) => {
@@ -208,12 +226,16 @@ function forward(
     // Reset by the upstream (not a normal end): pass the failure on.
     if (upstream.rstCode !== undefined && upstream.rstCode !== NGHTTP2_NO_ERROR && !stream.closed) {
       if (!stream.headersSent) fail(new MeshError("upstream_reset", `${endpoint.address} reset the call (code ${upstream.rstCode})`));
-      else if (!pendingTrailers && !upstreamTrailers) stream.close(upstream.rstCode);
+      else if (!pendingTrailers && !upstreamTrailers) {
+        status = GrpcStatus.UNAVAILABLE;
+        stream.close(upstream.rstCode);
+      }
     }
     finish();
   });
   stream.on("close", () => {
     // The caller went away or cancelled: cancel upstream too.
+    status ??= GrpcStatus.CANCELLED;
     if (!upstream.closed) upstream.close(NGHTTP2_CANCEL);
     finish();
   });
@@ -238,6 +260,11 @@ export function serveGrpc(address: string, rt: Runtime, side: "consumer" | "prov
     s.on("error", () => {});
   });
   server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
+    const start = performance.now();
+    const self = rt.pipeline.config.service;
+    const service = side === "provider" ? self.name : splitHost((headers[":authority"] as string | undefined) ?? "")[0].toLowerCase();
+    const record = (status: number, version: string) =>
+      rt.metrics.record(service, self.app, version, httpStatusOfGrpc(status), (performance.now() - start) / 1000);
     const via = headers[VIA_HEADER] as string | undefined;
     let picked: Endpoint | MeshError;
     if (viaContains(via ?? null, mark)) picked = new MeshError("loop_detected", "the call came back to the sidecar that forwarded it");
@@ -245,6 +272,7 @@ export function serveGrpc(address: string, rt: Runtime, side: "consumer" | "prov
     if (picked instanceof MeshError) {
       stream.on("error", () => {});
       stream.respond({ ":status": 200, "content-type": "application/grpc", ...grpcErrorTrailers(picked) }, { endStream: true });
+      record(grpcStatusOf(picked), "");
       return;
     }
     const extra: Record<string, string> = {};
@@ -253,7 +281,11 @@ export function serveGrpc(address: string, rt: Runtime, side: "consumer" | "prov
       extra[IDENTITY_HEADER] = rt.pipeline.identity;
     }
     rt.inflight++;
-    forward(stream, headers, picked, pool, extra, () => rt.inflight--);
+    const version = side === "provider" ? self.version : (picked.tags.version ?? "");
+    forward(stream, headers, picked, pool, extra, (status) => {
+      rt.inflight--;
+      record(status, version);
+    });
   });
   const { host, port } = splitAddress(address);
   server.listen(port, host);
