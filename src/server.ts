@@ -6,6 +6,9 @@ import type { Server } from "bun";
 import type { ResolvedConfig } from "./config/schema.ts";
 import { adminApp } from "./listeners/admin.ts";
 import { consumerHandler } from "./listeners/consumer.ts";
+import { edgeHandler } from "./listeners/edge.ts";
+import { consumerGrpcRoute, providerGrpcRoute, serveGrpc, type GrpcListener } from "./listeners/grpc.ts";
+import { DEFAULT_GRPC_ADDRESS } from "./listeners/ingressSchema.ts";
 import { providerHandler } from "./listeners/provider.ts";
 import type { Runtime } from "./listeners/runtime.ts";
 import { boundAddress, serveHttp } from "./listeners/serve.ts";
@@ -27,7 +30,7 @@ export interface MesherOptions {
 
 export interface Mesher {
   /** Bound "host:port" of each open listener (ports chosen by the OS when 0 was asked). */
-  readonly addresses: Readonly<{ consumer: string; provider?: string; admin?: string }>;
+  readonly addresses: Readonly<Addresses>;
   readonly clusters: ClusterManager;
   readonly runtime: Runtime;
   /** Applies a new resolved config; in-flight requests finish on the old pipeline. */
@@ -39,6 +42,17 @@ export interface Mesher {
   reloadFromSource(): Promise<ReloadResult>;
   /** Stops accepting, lets in-flight requests finish (up to drainTimeout), then closes. */
   stop(): Promise<void>;
+}
+
+export interface Addresses {
+  /** "" when listen.consumer is false. */
+  consumer: string;
+  provider?: string;
+  admin?: string;
+  /** Edge mode's gateway listener. */
+  edge?: string;
+  grpc?: string;
+  grpcProvider?: string;
 }
 
 export function startMesher(config: ResolvedConfig, options: MesherOptions = {}): Mesher {
@@ -60,12 +74,15 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
   let ready = false;
   const servers: Server<undefined>[] = [];
   const opts = { idleTimeout: config.listen.idleTimeout, maxRequestBodySize: config.maxRequestBodySize };
-  const addresses: { consumer: string; provider?: string; admin?: string } = { consumer: "" };
+  const addresses: Addresses = { consumer: "" };
+  const grpcListeners: GrpcListener[] = [];
 
   try {
-    const consumer = serveHttp(config.listen.consumer, consumerHandler(rt), opts);
-    servers.push(consumer);
-    addresses.consumer = boundAddress(consumer);
+    if (config.listen.consumer) {
+      const consumer = serveHttp(config.listen.consumer, consumerHandler(rt), opts);
+      servers.push(consumer);
+      addresses.consumer = boundAddress(consumer);
+    }
     if (config.listen.provider) {
       const provider = serveHttp(config.listen.provider, providerHandler(rt), opts);
       servers.push(provider);
@@ -84,12 +101,30 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
       servers.push(admin);
       addresses.admin = boundAddress(admin);
     }
+    if (config.mode === "edge") {
+      // TLS for the edge listener comes with serveHttp's TLS options (listeners work).
+      const edge = serveHttp(config.listen.edge, edgeHandler(rt, clusters), opts);
+      servers.push(edge);
+      addresses.edge = boundAddress(edge);
+    }
+    if (config.listen.grpc) {
+      const address = config.listen.grpc === true ? DEFAULT_GRPC_ADDRESS : config.listen.grpc;
+      const g = serveGrpc(address, rt, "consumer", consumerGrpcRoute(clusters));
+      grpcListeners.push(g);
+      addresses.grpc = g.address;
+    }
+    if (config.listen.grpcProvider) {
+      const g = serveGrpc(config.listen.grpcProvider, rt, "provider", providerGrpcRoute(rt));
+      grpcListeners.push(g);
+      addresses.grpcProvider = g.address;
+    }
   } catch (err) {
+    for (const g of grpcListeners) void g.close(false);
     for (const s of servers) s.stop(true);
     void rt.telemetry.stop();
     throw err;
   }
-  for (const a of Object.values(addresses)) {
+  for (const a of Object.values(addresses).filter(Boolean)) {
     rt.selfAddresses.add(a!.toLowerCase());
     // The app may name the sidecar as localhost or 127.0.0.1 for the same listener.
     const port = a!.slice(a!.lastIndexOf(":") + 1);
@@ -140,12 +175,12 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
     stop() {
       stopping ??= (async () => {
         ready = false;
-        const drained = Promise.all(servers.map((s) => s.stop(false)));
+        const drained = Promise.all([...servers.map((s) => s.stop(false)), ...grpcListeners.map((g) => g.close(true))]);
         let timer: Timer | undefined;
         const timeout = new Promise<void>((r) => (timer = setTimeout(r, rt.pipeline.config.drainTimeout)));
         await Promise.race([drained, timeout]);
         clearTimeout(timer);
-        await Promise.all(servers.map((s) => s.stop(true)));
+        await Promise.all([...servers.map((s) => s.stop(true)), ...grpcListeners.map((g) => g.close(false))]);
         await rt.telemetry.stop();
       })();
       return stopping;

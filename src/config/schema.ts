@@ -10,6 +10,7 @@ import type { Handler, HandlerFactory } from "../pipeline/types.ts";
 import { RoutesField } from "../handlers/router/schema.ts";
 import { GlobalResilienceEntries, ServiceResilienceEntries } from "../handlers/resilienceSchema.ts";
 import { accessLogKey, tracingKey } from "../telemetry/schema.ts";
+import { edgeListenEntries, ingressSchema } from "../listeners/ingressSchema.ts";
 
 const d = v.description;
 
@@ -50,6 +51,10 @@ export const ServiceSchema = v.strictObject({
   ),
   routes: RoutesField,
   ...ServiceResilienceEntries,
+  grpcEndpoints: v.optional(
+    v.pipe(v.array(EndpointSchema), d("gRPC provider listeners (listen.grpcProvider) of the service's sidecars")),
+    [],
+  ),
 });
 
 const isFunction = (x: unknown): x is (...a: never[]) => unknown => typeof x === "function";
@@ -64,7 +69,10 @@ export const ChainEntry = v.union(
 
 const ListenSchema = v.strictObject({
   consumer: v.optional(
-    v.pipe(Address, d("where the local app sends its calls (its HTTP_PROXY)")),
+    v.pipe(
+      v.union([Address, v.literal(false)], 'an address "host:port", or false to disable'),
+      d("where the local app sends its calls (its HTTP_PROXY); false: none (an edge gateway may not need one)"),
+    ),
     "127.0.0.1:30101",
   ),
   provider: v.optional(
@@ -81,6 +89,7 @@ const ListenSchema = v.strictObject({
     v.pipe(Duration, d("closes idle client connections after this; streaming responses are exempt")),
     "60s",
   ),
+  ...edgeListenEntries(Address),
 });
 
 export const ConfigSchema = v.strictObject({
@@ -103,6 +112,7 @@ export const ConfigSchema = v.strictObject({
   ),
   listen: v.optional(v.pipe(ListenSchema, d("listener addresses")), {}),
   include: v.optional(v.pipe(v.array(v.string()), d("YAML files merged into this config (Mesher router.yaml, Istio VirtualService/DestinationRule), relative to it")), []),
+  ingress: ingressSchema(ServiceName),
   services: v.optional(
     v.pipe(v.record(ServiceName, ServiceSchema), d("services this sidecar can call, by name")),
     {},

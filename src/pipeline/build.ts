@@ -74,6 +74,8 @@ export function staticEndpoints(config: ResolvedConfig): Record<string, Endpoint
   const out: Record<string, EndpointSpec[]> = {};
   for (const [name, svc] of Object.entries(config.services)) {
     out[name] = svc.endpoints.map((e) => (typeof e === "string" ? { address: e } : e));
+    // gRPC provider listeners of the service, as cluster "grpc:<name>" (see listeners/grpc.ts).
+    if (svc.grpcEndpoints.length) out[`grpc:${name}`] = svc.grpcEndpoints.map((e) => (typeof e === "string" ? { address: e } : e));
   }
   return out;
 }
