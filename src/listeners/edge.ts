@@ -5,11 +5,11 @@
  * (routing, breaker, balancing, transport). No matching rule is a 404 `no_route` (Mesher: 500).
  */
 import type { ResolvedConfig } from "../config/schema.ts";
-import { builtinHandlers, DEFAULT_CHAINS } from "../handlers/index.ts";
-import { IDENTITY_HEADER, type Pipeline } from "../pipeline/build.ts";
+import { DEFAULT_CHAINS } from "../handlers/index.ts";
+import { IDENTITY_HEADER, instantiate, type Pipeline } from "../pipeline/build.ts";
 import { compose } from "../pipeline/compose.ts";
 import { MeshError } from "../pipeline/errors.ts";
-import type { Ctx, Direction, Handler, HandlerEnv } from "../pipeline/types.ts";
+import type { Ctx, Handler } from "../pipeline/types.ts";
 import type { ClusterManager } from "../upstream/clusters.ts";
 import { originForm, setForwarded, stripHopByHop } from "../upstream/http.ts";
 import { newContext, runChain, VIA_HEADER } from "./handle.ts";
@@ -18,21 +18,6 @@ import type { Runtime } from "./runtime.ts";
 
 /** Handlers that end a chain by sending upstream; the provider half in edge mode drops them. */
 const TERMINAL = new Set(["transport"]);
-
-function instantiate(
-  config: ResolvedConfig,
-  clusters: ClusterManager,
-  direction: Direction,
-  entries: readonly (string | Handler)[],
-): Handler[] {
-  const env: HandlerEnv = { config, clusters, direction };
-  return entries.map((entry) => {
-    if (typeof entry === "function") return entry;
-    const factory = config.handlers[entry] ?? builtinHandlers[entry];
-    if (!factory) throw new Error(`unknown handler "${entry}"`); // resolveConfig checked this
-    return factory(env);
-  });
-}
 
 /** The ingress step between the two halves: picks service and path, or throws no_route. */
 function ingressStep(table: IngressTable, identity: string, self: ResolvedConfig["service"]): Handler {
@@ -65,9 +50,9 @@ export function buildEdgeChain(pipeline: Pipeline, clusters: ClusterManager): (c
   );
   const consumer = config.chains.consumer ?? DEFAULT_CHAINS.consumer;
   return compose([
-    ...instantiate(config, clusters, "provider", provider),
+    ...instantiate(config, clusters, "provider", provider, pipeline.extras),
     ingressStep(compileIngress(config.ingress), pipeline.identity, config.service),
-    ...instantiate(config, clusters, "consumer", consumer),
+    ...instantiate(config, clusters, "consumer", consumer, pipeline.extras),
   ]);
 }
 

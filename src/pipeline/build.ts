@@ -16,6 +16,8 @@ export interface Pipeline {
   readonly provider: (ctx: Ctx) => Promise<void>;
   /** This sidecar's identity as the `x-cse-context` header carries it (Mesher's format). */
   readonly identity: string;
+  /** Process-wide pieces handlers share (metrics, state kept across reloads). */
+  readonly extras: PipelineExtras;
 }
 
 /** Header that carries the caller's identity across the mesh, as Mesher and go-chassis do. */
@@ -55,9 +57,18 @@ export function parseIdentity(value: string | null): Source | undefined {
 /** What handlers share beyond the config: metrics, and state kept across reloads. */
 export type PipelineExtras = Pick<HandlerEnv, "metrics" | "store">;
 
-function buildChain(config: ResolvedConfig, clusters: ClusterManager, direction: Direction, extras: PipelineExtras): (ctx: Ctx) => Promise<void> {
-  const side = direction === "provider" ? "provider" : "consumer";
-  const entries = config.chains[side] ?? DEFAULT_CHAINS[side];
+/**
+ * Makes the handlers of a chain from its entries (built-in or user names, inline functions).
+ * Handlers with nothing configured mark themselves and are left out: they cost nothing per
+ * request.
+ */
+export function instantiate(
+  config: ResolvedConfig,
+  clusters: ClusterManager,
+  direction: Direction,
+  entries: readonly (string | Handler)[],
+  extras: PipelineExtras,
+): Handler[] {
   const env: HandlerEnv = { config, clusters, direction, ...extras };
   const handlers: Handler[] = entries.map((entry) => {
     if (typeof entry === "function") return entry;
@@ -65,8 +76,12 @@ function buildChain(config: ResolvedConfig, clusters: ClusterManager, direction:
     if (!factory) throw new Error(`unknown handler "${entry}"`); // resolveConfig checked this
     return factory(env);
   });
-  // Handlers with nothing configured mark themselves; leaving them out costs nothing per request.
-  return compose(handlers.filter((h) => !(h as { [SKIP]?: boolean })[SKIP]));
+  return handlers.filter((h) => !(h as { [SKIP]?: boolean })[SKIP]);
+}
+
+function buildChain(config: ResolvedConfig, clusters: ClusterManager, direction: Direction, extras: PipelineExtras): (ctx: Ctx) => Promise<void> {
+  const side = direction === "provider" ? "provider" : "consumer";
+  return compose(instantiate(config, clusters, direction, config.chains[side] ?? DEFAULT_CHAINS[side], extras));
 }
 
 /** The static endpoints of a config, as the cluster manager takes them. */
@@ -87,5 +102,6 @@ export function buildPipeline(config: ResolvedConfig, clusters: ClusterManager, 
     consumer: buildChain(config, clusters, "consumer", extras),
     provider: buildChain(config, clusters, "provider", extras),
     identity: identityOf(config),
+    extras,
   };
 }
