@@ -4,6 +4,7 @@
  */
 import type { Server } from "bun";
 import type { ResolvedConfig } from "./config/schema.ts";
+import { createDiscovery, type DiscoveryRuntime } from "./discovery/index.ts";
 import { adminApp } from "./listeners/admin.ts";
 import { consumerHandler } from "./listeners/consumer.ts";
 import { providerHandler } from "./listeners/provider.ts";
@@ -18,6 +19,8 @@ export interface Mesher {
   readonly addresses: Readonly<{ consumer: string; provider?: string; admin?: string }>;
   readonly clusters: ClusterManager;
   readonly runtime: Runtime;
+  /** Discovery and self-registration; undefined without a `registry` in the config. */
+  readonly discovery?: DiscoveryRuntime;
   /** Applies a new resolved config; in-flight requests finish on the old pipeline. */
   reload(config: ResolvedConfig): void;
   /** Stops accepting, lets in-flight requests finish (up to drainTimeout), then closes. */
@@ -35,6 +38,7 @@ export function startMesher(config: ResolvedConfig): Mesher {
     selfAddresses: new Set(),
     inflight: 0,
   };
+  const discovery = createDiscovery(config, clusters, rt.metrics.registryStale);
   let ready = false;
   const servers: Server<undefined>[] = [];
   const opts = { idleTimeout: config.listen.idleTimeout, maxRequestBodySize: config.maxRequestBodySize };
@@ -50,13 +54,14 @@ export function startMesher(config: ResolvedConfig): Mesher {
       addresses.provider = boundAddress(provider);
     }
     if (config.listen.admin) {
-      const app = adminApp({ rt, clusters, isReady: () => ready });
+      const app = adminApp({ rt, clusters, isReady: () => ready, discovery });
       const admin = serveHttp(config.listen.admin, (req) => app.fetch(req), opts);
       servers.push(admin);
       addresses.admin = boundAddress(admin);
     }
   } catch (err) {
     for (const s of servers) s.stop(true);
+    void discovery?.stop();
     throw err;
   }
   for (const a of Object.values(addresses)) {
@@ -68,19 +73,24 @@ export function startMesher(config: ResolvedConfig): Mesher {
     }
   }
   ready = true;
+  discovery?.registerSelf(addresses.provider, rt.id.slice(rt.id.lastIndexOf("-") + 1));
 
   let stopping: Promise<void> | undefined;
   return {
     addresses,
     clusters,
     runtime: rt,
+    discovery,
     reload(next) {
       clusters.setOrigin("static", staticEndpoints(next));
+      discovery?.reload(next);
       rt.pipeline = buildPipeline(next, clusters, ++version);
     },
     stop() {
       stopping ??= (async () => {
         ready = false;
+        // Deregister first, so callers stop choosing this sidecar while it drains.
+        await discovery?.stop();
         const drained = Promise.all(servers.map((s) => s.stop(false)));
         let timer: Timer | undefined;
         const timeout = new Promise<void>((r) => (timer = setTimeout(r, rt.pipeline.config.drainTimeout)));

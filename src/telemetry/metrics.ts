@@ -34,6 +34,13 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly #bound = new Map<string, Bound>();
+  /** 1 while a registry is unreachable and its last known endpoints stay in service. */
+  readonly registryStale = new Gauge({
+    name: "registry_stale",
+    help: "1 while the registry cannot be reached (last known endpoints stay in service)",
+    labelNames: ["registry"],
+    registers: [this.registry],
+  });
 
   constructor() {
     const start = new Gauge({ name: "start_time_seconds", help: "When this mesher started (unix seconds)", registers: [this.registry] });

@@ -7,7 +7,8 @@ import type { Handler, HandlerFactory } from "../../pipeline/types.ts";
  */
 export const router: HandlerFactory = ({ clusters }): Handler =>
   async function router(ctx, next) {
-    const cluster = clusters.get(ctx.service);
+    // Names static config does not know are asked of the registry (a bounded wait, then cached).
+    const cluster = clusters.get(ctx.service) ?? (await clusters.discover(ctx.service));
     if (!cluster) {
       throw new MeshError("unknown_service", `no service named "${ctx.service}" is known to this sidecar`);
     }
