@@ -13,7 +13,7 @@
 import { watch as fsWatch, type FSWatcher } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
-import { parse as parseYaml } from "yaml";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import type { Instance, InstanceStatus, RegisterOptions, Registry, WatchListener } from "./types.ts";
 
 export interface FileRegistryOptions {
@@ -244,7 +244,7 @@ export class FileRegistry implements Registry {
       for (const [svc, list] of Object.entries(store)) body[svc] = list.map(({ service: _s, ...rest }) => rest);
       const text = extname(this.#target) === ".json" || this.#isDir
         ? JSON.stringify({ services: body }, null, 2)
-        : (await import("yaml")).stringify({ services: body });
+        : stringifyYaml({ services: body });
       await writeFile(tmp, text);
       await rename(tmp, this.#target);
     } finally {
