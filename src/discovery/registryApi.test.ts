@@ -1,10 +1,11 @@
 import { expect, test } from "bun:test";
 import { fromMicro, toMicro } from "./registryApi.ts";
+import type { Instance } from "./types.ts";
 
 test("go-micro bodies in either key case become instances", () => {
   const upper = fromMicro({ Name: "greeter", Version: "1.0", Metadata: { team: "a" }, Nodes: [{ Id: "g1", Address: "10.0.0.1", Port: 9090, Metadata: { zone: "z" } }] });
   const lower = fromMicro({ name: "greeter", version: "1.0", metadata: { team: "a" }, nodes: [{ id: "g1", address: "10.0.0.1", port: 9090, metadata: { zone: "z" } }] });
-  const want = [{ id: "g1", service: "greeter", addresses: { http: "10.0.0.1:9090" }, tags: { team: "a", zone: "z", version: "1.0" }, status: "UP" }];
+  const want: Instance[] = [{ id: "g1", service: "greeter", addresses: { http: "10.0.0.1:9090" }, tags: { team: "a", zone: "z", version: "1.0" }, status: "UP" }];
   expect(upper).toEqual(want);
   expect(lower).toEqual(want);
   // "host:port" in address with no port, and IPv6 hosts.
