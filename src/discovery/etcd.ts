@@ -33,7 +33,7 @@ export class EtcdRegistry implements Registry {
   readonly #prefix: string;
   readonly #ttlSeconds: number;
   /** The lease of this sidecar's kept-alive registrations (granted on first use). */
-  #lease?: Lease;
+  #lease?: Promise<Lease>;
   /** key -> instance this sidecar keeps registered. */
   readonly #owned = new Map<string, Instance>();
   readonly #stops = new Set<() => void>();
@@ -144,18 +144,25 @@ export class EtcdRegistry implements Registry {
     return stop;
   }
 
-  /** The shared lease, granted once; when etcd forgets it, a new one carries every registration. */
-  async #sharedLease(): Promise<Lease> {
+  /** The shared lease, granted once (concurrent callers share the grant); when etcd forgets it, a new one carries every registration. */
+  #sharedLease(): Promise<Lease> {
     if (this.#lease) return this.#lease;
     const lease = this.#client.lease(this.#ttlSeconds);
+    const granted = lease.grant().then(
+      () => lease,
+      (err: unknown) => {
+        if (this.#lease === granted) this.#lease = undefined;
+        lease.release();
+        throw err;
+      },
+    );
     lease.on("lost", () => {
-      if (this.#lease !== lease) return;
+      if (this.#lease !== granted) return;
       this.#lease = undefined;
       if (!this.#closed) this.#regrant(100);
     });
-    await lease.grant();
-    this.#lease = lease;
-    return lease;
+    this.#lease = granted;
+    return granted;
   }
 
   #regrant(delay: number): void {
@@ -165,8 +172,6 @@ export class EtcdRegistry implements Registry {
         const lease = await this.#sharedLease();
         for (const [key, inst] of this.#owned) await lease.put(key).value(JSON.stringify(inst));
       } catch {
-        this.#lease?.release();
-        this.#lease = undefined;
         if (!this.#closed) this.#regrant(Math.min(delay * 2, 2000));
       }
     }, delay);
@@ -217,8 +222,9 @@ export class EtcdRegistry implements Registry {
     clearTimeout(this.#regrantTimer);
     for (const stop of [...this.#stops]) stop();
     // Releasing (not revoking) stops the keepalive; deregister() removed what should go.
-    this.#lease?.release();
+    const lease = this.#lease;
     this.#lease = undefined;
+    await lease?.then((l) => l.release(), () => undefined);
     this.#client.close();
   }
 }

@@ -60,6 +60,8 @@ interface Entry {
   instance: Instance;
   state: RegistrationState;
   stop?: () => void;
+  /** The registry call under way, awaited before deregistering. */
+  pending?: Promise<void>;
 }
 
 /** How often an app without checks retries a registration the registry refused. */
@@ -101,8 +103,13 @@ export class Registrar {
   }
 
   /** Acts on one health result; the local state changes only once the registry took it. */
-  async #apply(e: Entry, r: CheckResult): Promise<void> {
-    if (this.#stopping) return;
+  #apply(e: Entry, r: CheckResult): Promise<void> {
+    if (this.#stopping) return Promise.resolve();
+    e.pending = this.#applyNow(e, r).finally(() => (e.pending = undefined));
+    return e.pending;
+  }
+
+  async #applyNow(e: Entry, r: CheckResult): Promise<void> {
     const s = e.state;
     try {
       if (r.ok && !s.registered) {
@@ -128,23 +135,25 @@ export class Registrar {
     return this.#entries.map((e) => ({ ...e.state }));
   }
 
-  /** Stops checking and deregisters what was registered (each bounded by `timeout` ms). */
+  /** Stops checking and deregisters what was registered (bounded by `timeout` ms in all). */
   async stop(timeout = 2000): Promise<void> {
     this.#stopping = true;
     for (const e of this.#entries) e.stop?.();
-    await Promise.all(
-      this.#entries
-        .filter((e) => e.state.registered)
-        .map((e) => {
-          let timer: Timer | undefined;
-          return Promise.race([
+    const work = (async () => {
+      await Promise.all(this.#entries.map((e) => e.pending));
+      await Promise.all(
+        this.#entries
+          .filter((e) => e.state.registered)
+          .map((e) =>
             this.#registry.deregister(e.instance.service, e.instance.id).then(
-              () => (e.state.registered = false),
+              () => void (e.state.registered = false),
               (err: Error) => console.error(`mesher: could not deregister ${e.instance.id}: ${err.message}`),
             ),
-            new Promise((r) => (timer = setTimeout(r, timeout))),
-          ]).finally(() => clearTimeout(timer));
-        }),
-    );
+          ),
+      );
+    })();
+    let timer: Timer | undefined;
+    await Promise.race([work, new Promise((r) => (timer = setTimeout(r, timeout)))]);
+    clearTimeout(timer);
   }
 }

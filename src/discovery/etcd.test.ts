@@ -1,0 +1,71 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { startEtcd, waitFor, type EtcdServer } from "../../test/etcdServer.ts";
+import { EtcdRegistry } from "./etcd.ts";
+import type { Instance } from "./types.ts";
+
+const inst = (service: string, id: string): Instance => ({
+  id,
+  service,
+  addresses: { http: `127.0.0.1:${1000 + id.length}` },
+  tags: { version: "1" },
+  status: "UP",
+});
+
+describe("etcd registry (real etcd)", () => {
+  let etcd: EtcdServer;
+  const open: EtcdRegistry[] = [];
+  const registry = () => {
+    const r = new EtcdRegistry({ endpoints: [etcd.url], prefix: "/unit", ttl: 2000 });
+    open.push(r);
+    return r;
+  };
+  beforeAll(async () => {
+    etcd = await startEtcd();
+  });
+  afterAll(async () => {
+    await Promise.all(open.map((r) => r.close()));
+    await etcd?.destroy();
+  });
+
+  test("instances live under <prefix>/<service>/<id>; services() lists them", async () => {
+    const r = registry();
+    await Promise.all([r.register(inst("shop", "a")), r.register(inst("shop", "bb")), r.register(inst("cart", "c"))]);
+    expect((await r.list("shop")).map((i) => i.id).sort()).toEqual(["a", "bb"]);
+    expect(await r.services()).toEqual(["cart", "shop"]);
+    const raw = await fetch(`${etcd.url}/v3/kv/range`, {
+      method: "POST",
+      body: JSON.stringify({ key: btoa("/unit/shop/a") }),
+    }).then((x) => x.json() as Promise<{ kvs: { value: string; lease: string }[] }>);
+    expect(JSON.parse(atob(raw.kvs[0]!.value))).toMatchObject({ id: "a", service: "shop", status: "UP" });
+    expect(raw.kvs[0]!.lease).toBeDefined(); // attached to the sidecar's lease
+  });
+
+  test("a watch sees another process's changes; status set by another keeps the owner's lease", async () => {
+    const owner = registry();
+    const other = registry();
+    const seen: string[] = [];
+    const stop = other.watch("pay", { update: (l) => seen.push(l.map((i) => `${i.id}:${i.status}`).join()), error: () => undefined });
+    await owner.register(inst("pay", "p1"));
+    await waitFor("p1 UP seen", () => seen.includes("p1:UP"));
+    await other.setStatus("pay", "p1", "DOWN");
+    await waitFor("p1 DOWN seen", () => seen.includes("p1:DOWN"));
+    // The owner goes away without deregistering: the lease still takes the key with it.
+    await owner.close();
+    await waitFor("p1 expired", () => seen.at(-1) === "", 8000);
+    stop();
+  });
+
+  test("a registration with its own ttl (go-micro ?ttl=) is not kept alive", async () => {
+    const r = registry();
+    await r.register(inst("tmp", "t1"), { ttl: 1, keepAlive: false });
+    expect((await r.list("tmp")).length).toBe(1);
+    await waitFor("t1 expired", async () => (await r.list("tmp")).length === 0, 8000);
+  });
+
+  test("deregister removes at once", async () => {
+    const r = registry();
+    await r.register(inst("gone", "g1"));
+    await r.deregister("gone", "g1");
+    expect(await r.list("gone")).toEqual([]);
+  });
+});
