@@ -27,6 +27,8 @@ export interface EtcdServer {
   start(): Promise<void>;
   /** Stops it (SIGKILL: as a crash would). */
   stop(): Promise<void>;
+  /** Stops it and removes its data; start() then brings up an empty etcd on the same ports. */
+  wipe(): Promise<void>;
   /** Stops it and removes its data. */
   destroy(): Promise<void>;
 }
@@ -71,6 +73,10 @@ export async function startEtcd(): Promise<EtcdServer> {
       proc.kill("SIGKILL");
       await proc.exited;
       proc = undefined;
+    },
+    async wipe() {
+      await server.stop();
+      rmSync(join(dir, "data"), { recursive: true, force: true });
     },
     async destroy() {
       await server.stop();

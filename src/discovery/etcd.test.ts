@@ -62,6 +62,19 @@ describe("etcd registry (real etcd)", () => {
     await waitFor("t1 expired", async () => (await r.list("tmp")).length === 0, 8000);
   });
 
+  test("an etcd that lost its data gets the registrations back (new lease)", async () => {
+    const r = registry();
+    await r.register(inst("keep", "k1"));
+    const watcher = registry();
+    const seen: number[] = [];
+    watcher.watch("keep", { update: (l) => seen.push(l.length), error: () => undefined });
+    await waitFor("k1 seen", () => seen.at(-1) === 1);
+    await etcd.wipe();
+    await etcd.start();
+    await waitFor("k1 registered again", async () => (await r.list("keep")).length === 1, 10_000);
+    await waitFor("the watcher sees it again", () => seen.at(-1) === 1, 5000);
+  }, 30_000);
+
   test("deregister removes at once", async () => {
     const r = registry();
     await r.register(inst("gone", "g1"));

@@ -102,7 +102,6 @@ export class EtcdRegistry implements Registry {
           const w = await this.#client.watch().prefix(prefix).startRevision(String(Number(revision) + 1)).create();
           if (stopped) return void w.cancel();
           watcher = w;
-          let disconnected = false;
           w.on("put", (kv) => {
             const i = decode(kv);
             if (i) current.set(kv.key.toString(), i);
@@ -113,18 +112,20 @@ export class EtcdRegistry implements Registry {
             current.delete(kv.key.toString());
             emit();
           });
-          w.on("disconnected", (err) => {
-            disconnected = true;
-            if (!stopped) listener.error(err);
-          });
-          w.on("connected", () => {
-            // Back after a disconnect: the watch resumes by itself; re-list to say "fresh".
-            if (disconnected && !stopped) {
-              disconnected = false;
-              relist().catch((err: Error) => listener.error(err));
-            }
-          });
-          w.on("error", (err) => !stopped && listener.error(err));
+          // On any break, start over: a fresh list and a watch from its revision. (Resuming the
+          // old watch would miss everything if etcd came back without its data: its revisions
+          // restart below the one the watch waits for.)
+          let broken = false;
+          const restart = (err: Error) => {
+            if (broken || stopped) return;
+            broken = true;
+            listener.error(err);
+            if (watcher === w) watcher = undefined;
+            void w.cancel().catch(() => undefined);
+            setTimeout(() => void start(), 100);
+          };
+          w.on("disconnected", restart);
+          w.on("error", restart);
           return;
         } catch (err) {
           if (stopped) return;
