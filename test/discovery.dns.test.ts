@@ -2,11 +2,14 @@
  * The dns registry against a real DNS server on loopback (npm dns2): A records at the
  * configured port, SRV records with their own ports, and refresh when the TTL runs out.
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import type { Mesher } from "../src/server.ts";
 import { startDns } from "./dnsServer.ts";
 import { waitFor } from "./etcdServer.ts";
 import { startApp, startSidecar, viaProxy } from "./helpers.ts";
+
+// Real servers and processes on 2 shared cores: give each test room (bunfig's timeout is not applied).
+setDefaultTimeout(30_000);
 
 describe("dns registry", async () => {
   const dns = await startDns();

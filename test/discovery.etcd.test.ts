@@ -4,13 +4,16 @@
  * gets no more calls; etcd restarting loses no registration; a sidecar killed with SIGKILL
  * disappears within the lease TTL.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Server } from "bun";
 import type { Mesher } from "../src/server.ts";
 import { startEtcd, waitFor, type EtcdServer } from "./etcdServer.ts";
 import { spawnMesher, startApp, startSidecar, tempDir, viaProxy, type Spawned } from "./helpers.ts";
+
+// Real servers and processes on 2 shared cores: give each test room (bunfig's timeout is not applied).
+setDefaultTimeout(30_000);
 
 const TTL = "2s";
 const INTERVAL = "200ms";

@@ -3,13 +3,16 @@
  * their apps, callers spread over them, a failing app turns DOWN, a SIGKILLed sidecar's
  * instance expires within the ttl; plus the go-micro /registry API and per-host mode.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Server } from "bun";
 import type { Mesher } from "../src/server.ts";
 import { waitFor } from "./etcdServer.ts";
 import { spawnMesher, startApp, startSidecar, tempDir, viaProxy, type Spawned } from "./helpers.ts";
+
+// Real servers and processes on 2 shared cores: give each test room (bunfig's timeout is not applied).
+setDefaultTimeout(30_000);
 
 function namedApp(name: string, healthy = () => true): Server<undefined> {
   return startApp((req) =>

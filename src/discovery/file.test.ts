@@ -1,9 +1,12 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FileRegistry } from "./file.ts";
 import type { Instance } from "./types.ts";
+
+// Real servers and processes on 2 shared cores: give each test room (bunfig's timeout is not applied).
+setDefaultTimeout(30_000);
 
 const dir = () => mkdtempSync(join(tmpdir(), "mesher-file-registry-"));
 const inst = (service: string, id: string, port = 1000): Instance => ({
