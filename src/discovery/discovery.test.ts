@@ -110,5 +110,10 @@ describe("discovery config", () => {
     expect(problems({ ...base, registry: { kind: "etcd", ttl: "100ms" } })).toEqual(["registry.ttl: a duration of at least 1s"]);
     expect(problems({ ...base, healthCheck: [{ protocol: "udp" }] })[0]).toContain("healthCheck[0].protocol");
     expect(problems({ ...base, apps: [{ name: "cart" }] })[0]).toContain("apps[0].ports");
+    expect(problems({ ...base, registry: { kind: "dns", servers: ["dns.example"] } })[0]).toContain("registry.servers[0]: an IP address");
+    expect(problems({ ...base, healthCheck: [{ path: "/h" }] })).toEqual(["healthCheck[0].port: a port (or service.ports.http)"]);
+    expect(problems({ ...base, apps: [{ name: "shop", ports: { http: 1 } }] })).toEqual([
+      "apps[0].name: a name no other local app (or service.name) has",
+    ]);
   });
 });

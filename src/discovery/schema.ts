@@ -40,7 +40,12 @@ export const FileRegistrySchema = v.strictObject({
 
 export const DnsRegistrySchema = v.strictObject({
   kind: v.literal("dns"),
-  servers: v.optional(v.pipe(v.array(v.string()), d('DNS servers ("127.0.0.1:5353"); omitted: the system\'s'))),
+  servers: v.optional(
+    v.pipe(
+      v.array(v.pipe(v.string(), v.regex(/^(?:[0-9.]+(?::\d{1,5})?|[0-9a-fA-F:]+|\[[0-9a-fA-F:]+\]:\d{1,5})$/, 'an IP address, optionally with a port: "10.96.0.10", "127.0.0.1:5353", "[::1]:53"'))),
+      d('DNS servers ("127.0.0.1:5353"); omitted: the system\'s'),
+    ),
+  ),
   suffix: v.optional(v.pipe(v.string(), d('appended to a service name: ".default.svc.cluster.local"')), ""),
   port: v.optional(v.pipe(Port, d("port of A/AAAA answers (SRV answers carry their own)")), 80),
   srv: v.optional(
