@@ -105,6 +105,30 @@ describe("file registry: two sidecars on one machine", () => {
     expect(Object.keys(endpoints(user, "shop"))).toEqual([s1.addresses.provider!]);
   });
 
+  test("SIGTERM deregisters at once (long before the ttl would)", async () => {
+    const app3 = namedApp("shop-3");
+    const file = join(dir, "shop3.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        service: { name: "shop", version: "3.0.0", ports: { http: app3.port } },
+        listen: { consumer: "127.0.0.1:0", provider: "127.0.0.1:0", admin: "127.0.0.1:0" },
+        registry: { ...registry, ttl: "60s" },
+        drainTimeout: "1s",
+      }),
+    );
+    const s3 = await spawnMesher(["-c", file]);
+    try {
+      await waitFor("shop-3 registered", () => s3.provider! in endpoints(user, "shop"));
+      s3.proc.kill("SIGTERM");
+      expect(await s3.proc.exited).toBe(0);
+      await waitFor("shop-3 gone", () => !(s3.provider! in endpoints(user, "shop")), 3000);
+    } finally {
+      s3.proc.kill("SIGKILL");
+      app3.stop(true);
+    }
+  });
+
   test("go-micro's /registry API on the admin port writes through to the file", async () => {
     const admin = `http://${s1.addresses.admin}/registry`;
     const other = namedApp("legacy");
