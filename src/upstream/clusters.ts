@@ -4,7 +4,7 @@ export interface EndpointSpec {
   address: string;
   tags?: Record<string, string>;
   weight?: number;
-  /** As a registry reports it; omitted: UP. */
+  /** As a registry reports it; omitted: left as it is (UP for a new endpoint). */
   status?: EndpointStatus;
 }
 
@@ -95,7 +95,7 @@ export class ClusterManager {
         e.tags = s.tags ?? {};
         e.weight = s.weight ?? 1;
         e.origin = origin;
-        e.status = s.status ?? "UP";
+        if (s.status) e.status = s.status; // specs without one leave it to health checking
         endpoints.push(e);
       }
     }
