@@ -117,3 +117,11 @@ describe("discovery config", () => {
     ]);
   });
 });
+
+test("the discovery recipes are valid configs", async () => {
+  const { loadConfig } = await import("../config/index.ts");
+  for (const name of ["shop", "web"]) {
+    const c = await loadConfig(`${import.meta.dir}/../../recipes/discovery/${name}.config.ts`);
+    expect(c.registry).toMatchObject({ kind: "file", path: "/tmp/mesher-registry.yaml" });
+  }
+});
