@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { startEtcd, waitFor, type EtcdServer } from "../../test/etcdServer.ts";
 import { EtcdRegistry } from "./etcd.ts";
+import { Registrar } from "./registrar.ts";
 import type { Instance } from "./types.ts";
 
 // Real servers and processes on 2 shared cores: give each test room (bunfig's timeout is not applied).
@@ -83,5 +84,22 @@ describe("etcd registry (real etcd)", () => {
     await r.register(inst("gone", "g1"));
     await r.deregister("gone", "g1");
     expect(await r.list("gone")).toEqual([]);
+  });
+
+  test("a sidecar that starts while etcd is down registers once etcd is back", async () => {
+    await etcd.stop();
+    const r = registry();
+    const registrar = new Registrar(r, [{ name: "late", version: "1", app: "a", tags: {}, checks: [] }], "127.0.0.1:4000", "x1");
+    registrar.start();
+    try {
+      await waitFor("a registry error noted", () => registrar.states()[0]!.reason?.startsWith("registry:"));
+      expect(registrar.states()[0]!.registered).toBe(false);
+      await etcd.start();
+      await waitFor("registered", () => registrar.states()[0]!.registered, 15_000);
+      expect((await r.list("late")).map((i) => i.id)).toEqual(["late-x1"]);
+    } finally {
+      await registrar.stop();
+    }
+    expect(await r.list("late")).toEqual([]);
   });
 });
