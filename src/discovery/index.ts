@@ -7,9 +7,9 @@
 import type { ResolvedConfig } from "../config/schema.ts";
 import type { ClusterManager } from "../upstream/clusters.ts";
 import { Discovery, type DiscoveryStatus, type StaleGauge } from "./discovery.ts";
-import { DnsRegistry } from "./dns.ts";
-import { EtcdRegistry } from "./etcd.ts";
-import { FileRegistry } from "./file.ts";
+import { DnsRegistry } from "./dns/dns.ts";
+import { EtcdRegistry } from "./etcd/etcd.ts";
+import { FileRegistry } from "./file/file.ts";
 import { advertisedAddress, localApps, Registrar, type RegistrationState } from "./registrar.ts";
 import type { RegistryConfig } from "./schema.ts";
 import { isRegistry, type Registry } from "./types.ts";

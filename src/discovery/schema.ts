@@ -54,6 +54,7 @@ export const DnsRegistrySchema = v.strictObject({
   ),
   minRefresh: v.optional(v.pipe(Duration, d("shortest time between lookups, whatever the TTL")), "1s"),
   maxRefresh: v.optional(v.pipe(Duration, d("longest time between lookups, and the refresh of SRV answers")), "30s"),
+  timeout: v.optional(v.pipe(Duration, v.minValue(1), d("time one DNS query may take (tried twice)")), "2s"),
   lookupTimeout: LookupTimeout,
 });
 

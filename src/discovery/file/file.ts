@@ -14,7 +14,7 @@ import { watch as fsWatch, type FSWatcher } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
-import type { Instance, InstanceStatus, RegisterOptions, Registry, WatchListener } from "./types.ts";
+import type { Instance, InstanceStatus, RegisterOptions, Registry, WatchListener } from "../types.ts";
 
 export interface FileRegistryOptions {
   path: string;

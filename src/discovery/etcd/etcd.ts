@@ -7,7 +7,7 @@
  */
 import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen } from "cockatiel";
 import { Etcd3, isRecoverableError, type IKeyValue, type Lease } from "etcd3";
-import type { Instance, InstanceStatus, RegisterOptions, Registry, WatchListener } from "./types.ts";
+import type { Instance, InstanceStatus, RegisterOptions, Registry, WatchListener } from "../types.ts";
 
 export interface EtcdRegistryOptions {
   endpoints: string[];

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FileRegistry } from "./file.ts";
-import type { Instance } from "./types.ts";
+import type { Instance } from "../types.ts";
 
 // Real servers and processes on 2 shared cores: give each test room (bunfig's timeout is not applied).
 setDefaultTimeout(30_000);

@@ -7,7 +7,7 @@
  */
 import { isIP } from "node:net";
 import { Resolver } from "node:dns/promises";
-import type { Instance, Registry, WatchListener } from "./types.ts";
+import type { Instance, Registry, WatchListener } from "../types.ts";
 
 export interface DnsRegistryOptions {
   servers?: string[];
@@ -19,6 +19,8 @@ export interface DnsRegistryOptions {
   minRefresh: number;
   /** ms */
   maxRefresh: number;
+  /** ms per query attempt (two attempts); default 2000 */
+  timeout?: number;
 }
 
 /** Codes that mean "this name has no such records": an answer, not an outage. */
@@ -35,12 +37,13 @@ export class DnsRegistry implements Registry {
   readonly kind = "dns";
   readonly readOnly = true;
   readonly #o: DnsRegistryOptions;
-  readonly #resolver = new Resolver({ timeout: 2000, tries: 2 });
+  readonly #resolver: Resolver;
   readonly #watched = new Set<string>();
   readonly #timers = new Set<Timer>();
 
   constructor(o: DnsRegistryOptions) {
     this.#o = o;
+    this.#resolver = new Resolver({ timeout: o.timeout ?? 2000, tries: 2 });
     if (o.servers?.length) this.#resolver.setServers(o.servers);
   }
 

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
-import { startEtcd, waitFor, type EtcdServer } from "../../test/etcdServer.ts";
+import { startEtcd, waitFor, type EtcdServer } from "../../../test/etcdServer.ts";
 import { EtcdRegistry } from "./etcd.ts";
-import { Registrar } from "./registrar.ts";
-import type { Instance } from "./types.ts";
+import { Registrar } from "../registrar.ts";
+import type { Instance } from "../types.ts";
 
 // Real servers and processes on 2 shared cores: give each test room (bunfig's timeout is not applied).
 setDefaultTimeout(30_000);
