@@ -211,6 +211,8 @@ export class FileRegistry implements Registry {
   /**
    * Read-modify-write of the target file under a cross-process lock, written atomically.
    * The lock is a file created with O_EXCL; one older than 5 s is a dead writer's and is taken.
+   * (Two waiters that both find a dead writer's lock could race on taking it; locks are held
+   * for milliseconds, so that needs a writer to die holding one, and another just then.)
    */
   async #mutate(change: (store: Store, now: number) => void): Promise<void> {
     await this.#settle();
