@@ -10,9 +10,21 @@ import { consumerHandler } from "./listeners/consumer.ts";
 import { providerHandler } from "./listeners/provider.ts";
 import type { Runtime } from "./listeners/runtime.ts";
 import { boundAddress, serveHttp } from "./listeners/serve.ts";
+import { routeRulesOf } from "./handlers/router/index.ts";
 import { buildPipeline, staticEndpoints } from "./pipeline/build.ts";
+import { StateStore } from "./pipeline/store.ts";
+import { breakerStates } from "./handlers/circuitBreaker/index.ts";
+import { Telemetry } from "./telemetry/index.ts";
 import { Metrics } from "./telemetry/metrics.ts";
 import { ClusterManager } from "./upstream/clusters.ts";
+
+/** The outcome of a reload from the config's source. */
+export type ReloadResult = { ok: true; version: number } | { ok: false; error: string };
+
+export interface MesherOptions {
+  /** Reads the config afresh (from its file): enables reloadFromSource and POST /v1/mesher/reload. */
+  load?: () => Promise<ResolvedConfig>;
+}
 
 export interface Mesher {
   /** Bound "host:port" of each open listener (ports chosen by the OS when 0 was asked). */
@@ -23,22 +35,32 @@ export interface Mesher {
   readonly discovery?: DiscoveryRuntime;
   /** Applies a new resolved config; in-flight requests finish on the old pipeline. */
   reload(config: ResolvedConfig): void;
+  /**
+   * Reads the config again through `options.load` and applies it. An invalid config is
+   * refused with its errors logged and the current one keeps serving. Reloads run one at a time.
+   */
+  reloadFromSource(): Promise<ReloadResult>;
   /** Stops accepting, lets in-flight requests finish (up to drainTimeout), then closes. */
   stop(): Promise<void>;
 }
 
-export function startMesher(config: ResolvedConfig): Mesher {
+export function startMesher(config: ResolvedConfig, options: MesherOptions = {}): Mesher {
   const clusters = new ClusterManager();
   clusters.setOrigin("static", staticEndpoints(config));
   let version = 1;
+  // Balancer, breaker and bucket state, kept across reloads by the handlers that own it.
+  const extras = { metrics: new Metrics(), store: new StateStore() };
+  const id = `${config.service.name}-${crypto.randomUUID().slice(0, 8)}`;
   const rt: Runtime = {
-    pipeline: buildPipeline(config, clusters, version),
-    id: `${config.service.name}-${crypto.randomUUID().slice(0, 8)}`,
-    metrics: new Metrics(),
+    pipeline: buildPipeline(config, clusters, version, extras),
+    id,
+    metrics: extras.metrics,
+    telemetry: new Telemetry(extras.metrics, id, config),
     selfAddresses: new Set(),
     inflight: 0,
   };
   const discovery = createDiscovery(config, clusters, rt.metrics.registryStale);
+  extras.metrics.inflight = () => rt.inflight;
   let ready = false;
   const servers: Server<undefined>[] = [];
   const opts = { idleTimeout: config.listen.idleTimeout, maxRequestBodySize: config.maxRequestBodySize };
@@ -54,13 +76,22 @@ export function startMesher(config: ResolvedConfig): Mesher {
       addresses.provider = boundAddress(provider);
     }
     if (config.listen.admin) {
-      const app = adminApp({ rt, clusters, isReady: () => ready, discovery });
+      const app = adminApp({
+        rt,
+        clusters,
+        isReady: () => ready,
+        routeRules: (s) => routeRulesOf(rt.pipeline.config, s),
+        reload: options.load && (() => reloadFromSource()),
+        breakers: () => breakerStates(extras.store),
+        discovery,
+      });
       const admin = serveHttp(config.listen.admin, (req) => app.fetch(req), opts);
       servers.push(admin);
       addresses.admin = boundAddress(admin);
     }
   } catch (err) {
     for (const s of servers) s.stop(true);
+    void rt.telemetry.stop();
     void discovery?.stop();
     throw err;
   }
@@ -72,8 +103,40 @@ export function startMesher(config: ResolvedConfig): Mesher {
       rt.selfAddresses.add(`localhost:${port}`).add(`127.0.0.1:${port}`);
     }
   }
+  // Bun.serve counts requests and WebSockets, not sockets: the closest it has to connections.
+  extras.metrics.connections = () => servers.reduce((n, s) => n + s.pendingRequests + s.pendingWebSockets, 0);
   ready = true;
   discovery?.registerSelf(addresses.provider, rt.id.slice(rt.id.lastIndexOf("-") + 1));
+
+  function reload(next: ResolvedConfig): void {
+    // Build first: a config that fails to compile changes nothing.
+    const pipeline = buildPipeline(next, clusters, version + 1, extras);
+    clusters.setOrigin("static", staticEndpoints(next));
+    discovery?.reload(next);
+    version++;
+    rt.pipeline = pipeline;
+    rt.telemetry.configure(next);
+    extras.store.sweep();
+  }
+
+  let reloading: Promise<unknown> = Promise.resolve();
+  function reloadFromSource(): Promise<ReloadResult> {
+    const run = async (): Promise<ReloadResult> => {
+      if (!options.load) return { ok: false, error: "this mesher was not started from a config file" };
+      try {
+        reload(await options.load());
+        console.log(`mesher: config reloaded (version ${version})`);
+        return { ok: true, version };
+      } catch (err) {
+        const error = err instanceof Error ? err.message : String(err);
+        console.error(`mesher: config reload refused, keeping version ${version}: ${error}`);
+        return { ok: false, error };
+      }
+    };
+    const result = reloading.then(run, run);
+    reloading = result;
+    return result;
+  }
 
   let stopping: Promise<void> | undefined;
   return {
@@ -81,22 +144,20 @@ export function startMesher(config: ResolvedConfig): Mesher {
     clusters,
     runtime: rt,
     discovery,
-    reload(next) {
-      clusters.setOrigin("static", staticEndpoints(next));
-      discovery?.reload(next);
-      rt.pipeline = buildPipeline(next, clusters, ++version);
-    },
+    reload,
+    reloadFromSource,
     stop() {
       stopping ??= (async () => {
         ready = false;
         // Deregister first, so callers stop choosing this sidecar while it drains.
-        await discovery?.stop();
+        if (discovery) await discovery.stop();
         const drained = Promise.all(servers.map((s) => s.stop(false)));
         let timer: Timer | undefined;
         const timeout = new Promise<void>((r) => (timer = setTimeout(r, rt.pipeline.config.drainTimeout)));
         await Promise.race([drained, timeout]);
         clearTimeout(timer);
         await Promise.all(servers.map((s) => s.stop(true)));
+        await rt.telemetry.stop();
       })();
       return stopping;
     },

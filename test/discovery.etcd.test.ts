@@ -115,7 +115,7 @@ describe("etcd: register, spread, DOWN on failed health check, SIGKILL, etcd res
       return body.registry.stale;
     });
     const metrics = await (await fetch(`http://${user.addresses.admin}/v1/mesher/metrics`)).text();
-    expect(metrics).toContain('registry_stale{registry="etcd"} 1');
+    expect(metrics).toContain('mesher_registry_stale{registry="etcd"} 1');
     // The last known endpoints stay in service.
     const r = await viaProxy(`http://${user.addresses.consumer}`, "http://shop/items");
     expect(r.status).toBe(200);
@@ -127,7 +127,7 @@ describe("etcd: register, spread, DOWN on failed health check, SIGKILL, etcd res
     const list = await user.discovery!.registry.list("shop");
     expect(list.map((i) => i.addresses.http).sort()).toEqual([s1.addresses.provider!, s2.provider!].sort());
     const metricsAfter = await (await fetch(`http://${user.addresses.admin}/v1/mesher/metrics`)).text();
-    expect(metricsAfter).toContain('registry_stale{registry="etcd"} 0');
+    expect(metricsAfter).toContain('mesher_registry_stale{registry="etcd"} 0');
   });
 
   test("a sidecar killed with SIGKILL disappears within the lease TTL", async () => {

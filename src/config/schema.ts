@@ -8,14 +8,19 @@ import * as v from "valibot";
 import { Duration } from "./duration.ts";
 import type { Handler, HandlerFactory } from "../pipeline/types.ts";
 import { discoveryEntries } from "../discovery/schema.ts";
+import { RoutesField } from "../handlers/router/schema.ts";
+import { GlobalResilienceEntries, ServiceResilienceEntries } from "../handlers/resilienceSchema.ts";
+import { accessLogKey, tracingKey } from "../telemetry/schema.ts";
 
 const d = v.description;
 
 const ADDRESS_RE = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
 export const Address = v.pipe(
   v.string(),
-  v.regex(ADDRESS_RE, 'an address "host:port"'),
-  v.check((a) => Number(a.slice(a.lastIndexOf(":") + 1)) <= 65535, "a port in 0..65535"),
+  v.check(
+    (a) => ADDRESS_RE.test(a) && Number(a.slice(a.lastIndexOf(":") + 1)) <= 65535,
+    'an address "host:port" (port 0..65535)',
+  ),
 );
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
@@ -44,6 +49,8 @@ export const ServiceSchema = v.strictObject({
     v.pipe(v.array(EndpointSchema), d("static endpoints of the service; discovery adds more")),
     [],
   ),
+  routes: RoutesField,
+  ...ServiceResilienceEntries,
 });
 
 const isFunction = (x: unknown): x is (...a: never[]) => unknown => typeof x === "function";
@@ -96,6 +103,7 @@ export const ConfigSchema = v.strictObject({
     d("the local app"),
   ),
   listen: v.optional(v.pipe(ListenSchema, d("listener addresses")), {}),
+  include: v.optional(v.pipe(v.array(v.string()), d("YAML files merged into this config (Mesher router.yaml, Istio VirtualService/DestinationRule), relative to it")), []),
   services: v.optional(
     v.pipe(v.record(ServiceName, ServiceSchema), d("services this sidecar can call, by name")),
     {},
@@ -122,10 +130,13 @@ export const ConfigSchema = v.strictObject({
     v.pipe(Duration, d("on SIGTERM, how long in-flight requests may take to finish")),
     "30s",
   ),
+  tracing: tracingKey,
+  accessLog: accessLogKey,
   maxRequestBodySize: v.optional(
     v.pipe(v.number(), v.integer(), v.minValue(0), d("largest request body accepted, in bytes")),
     8 * 1024 ** 3,
   ),
+  ...GlobalResilienceEntries,
 });
 
 /** What a user writes. */

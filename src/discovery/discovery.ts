@@ -3,7 +3,7 @@
  * registry's instances into the cluster (origin = the registry's kind), so the load balancer
  * reads a local cache and never waits on the registry. A registry that goes away leaves the
  * last known endpoints in service and marks its origin stale (shown on /clusters and as the
- * `registry_stale` metric) until it answers again.
+ * `mesher_registry_stale` metric) until it answers again.
  */
 import type { ClusterManager, EndpointSpec } from "../upstream/clusters.ts";
 import { instanceAddress, type Instance, type Registry } from "./types.ts";

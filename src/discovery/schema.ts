@@ -18,50 +18,53 @@ const LookupTimeout = v.optional(
 );
 
 export const EtcdRegistrySchema = v.strictObject({
-  kind: v.literal("etcd"),
+  kind: v.pipe(v.literal("etcd"), d("etcd v3: instances under a prefix, on a lease this sidecar keeps alive")),
   endpoints: v.optional(
-    v.pipe(v.array(v.pipe(v.string(), v.url())), v.minLength(1), d("etcd client URLs")),
+    v.pipe(v.array(v.pipe(v.string(), v.url())), v.minLength(1), d("etcd: client URLs")),
     ["http://127.0.0.1:2379"],
   ),
-  prefix: v.optional(v.pipe(v.string(), d("key prefix; instances live at <prefix>/<service>/<id>")), "/mesher/services"),
-  ttl: v.optional(v.pipe(Seconds, d("lease TTL of this sidecar's registrations: a dead sidecar's instances vanish after it")), "10s"),
-  username: v.optional(v.pipe(v.string(), d("etcd user (with password)"))),
-  password: v.optional(v.pipe(v.string(), d("etcd password"))),
+  prefix: v.optional(v.pipe(v.string(), d("etcd: key prefix; instances live at <prefix>/<service>/<id>")), "/mesher/services"),
+  ttl: v.optional(v.pipe(Seconds, d("etcd: lease TTL of this sidecar's registrations: a dead sidecar's instances vanish after it")), "10s"),
+  username: v.optional(v.pipe(v.string(), d("etcd: user (with password)"))),
+  password: v.optional(v.pipe(v.string(), d("etcd: password"))),
   lookupTimeout: LookupTimeout,
 });
 
 export const FileRegistrySchema = v.strictObject({
-  kind: v.literal("file"),
-  path: v.pipe(v.string(), v.minLength(1), d("a .json/.yaml file, or a directory of them, shared by the sidecars of one machine")),
-  ttl: v.optional(v.pipe(Seconds, d("how long this sidecar's registrations live unless renewed (renewed every ttl/3)")), "10s"),
-  poll: v.optional(v.pipe(Duration, d("re-reads the file this often besides watching it (expiry, missed events)")), "1s"),
+  kind: v.pipe(v.literal("file"), d("a file (or directory) shared by the sidecars of one machine")),
+  path: v.pipe(v.string(), v.minLength(1), d("file: a .json/.yaml file, or a directory of them, shared by the sidecars of one machine")),
+  ttl: v.optional(v.pipe(Seconds, d("file: how long this sidecar's registrations live unless renewed (renewed every ttl/3)")), "10s"),
+  poll: v.optional(v.pipe(Duration, d("file: re-reads the file this often besides watching it (expiry, missed events)")), "1s"),
   lookupTimeout: LookupTimeout,
 });
 
 export const DnsRegistrySchema = v.strictObject({
-  kind: v.literal("dns"),
+  kind: v.pipe(v.literal("dns"), d("DNS: SRV, else A/AAAA records; read-only")),
   servers: v.optional(
     v.pipe(
       v.array(v.pipe(v.string(), v.regex(/^(?:[0-9.]+(?::\d{1,5})?|[0-9a-fA-F:]+|\[[0-9a-fA-F:]+\]:\d{1,5})$/, 'an IP address, optionally with a port: "10.96.0.10", "127.0.0.1:5353", "[::1]:53"'))),
-      d('DNS servers ("127.0.0.1:5353"); omitted: the system\'s'),
+      d('dns: DNS servers ("127.0.0.1:5353"); omitted: the system\'s'),
     ),
   ),
-  suffix: v.optional(v.pipe(v.string(), d('appended to a service name: ".default.svc.cluster.local"')), ""),
-  port: v.optional(v.pipe(Port, d("port of A/AAAA answers (SRV answers carry their own)")), 80),
+  suffix: v.optional(v.pipe(v.string(), d('dns: appended to a service name: ".default.svc.cluster.local"')), ""),
+  port: v.optional(v.pipe(Port, d("dns: port of A/AAAA answers (SRV answers carry their own)")), 80),
   srv: v.optional(
-    v.pipe(v.string(), d('SRV name to try first, "{name}" replaced: "_http._tcp.{name}"; "" skips SRV')),
+    v.pipe(v.string(), d('dns: SRV name to try first, "{name}" replaced: "_http._tcp.{name}"; "" skips SRV')),
     "_http._tcp.{name}",
   ),
-  minRefresh: v.optional(v.pipe(Duration, d("shortest time between lookups, whatever the TTL")), "1s"),
-  maxRefresh: v.optional(v.pipe(Duration, d("longest time between lookups, and the refresh of SRV answers")), "30s"),
-  timeout: v.optional(v.pipe(Duration, v.minValue(1), d("time one DNS query may take (tried twice)")), "2s"),
+  minRefresh: v.optional(v.pipe(Duration, d("dns: shortest time between lookups, whatever the TTL")), "1s"),
+  maxRefresh: v.optional(v.pipe(Duration, d("dns: longest time between lookups, and the refresh of SRV answers")), "30s"),
+  timeout: v.optional(v.pipe(Duration, v.minValue(1), d("dns: time one DNS query may take (tried twice)")), "2s"),
   lookupTimeout: LookupTimeout,
 });
 
 export const RegistrySchema = v.union(
   [
     v.variant("kind", [EtcdRegistrySchema, FileRegistrySchema, DnsRegistrySchema]),
-    v.custom<Registry>(isRegistry, "a registry object (watch, list, services, register, deregister, setStatus, close)"),
+    v.pipe(
+      v.custom<Registry>(isRegistry, "a registry object (watch, list, services, register, deregister, setStatus, close)"),
+      v.title("Registry"),
+    ),
   ],
   'a registry: { kind: "etcd" | "file" | "dns", ... } or your own registry object',
 );

@@ -6,7 +6,7 @@ import type { ResolvedConfig } from "../config/schema.ts";
 import { builtinHandlers, DEFAULT_CHAINS } from "../handlers/index.ts";
 import type { ClusterManager, EndpointSpec } from "../upstream/clusters.ts";
 import { compose } from "./compose.ts";
-import type { Ctx, Direction, Handler, HandlerEnv, Source } from "./types.ts";
+import { SKIP, type Ctx, type Direction, type Handler, type HandlerEnv, type Source } from "./types.ts";
 
 export interface Pipeline {
   readonly config: ResolvedConfig;
@@ -52,17 +52,21 @@ export function parseIdentity(value: string | null): Source | undefined {
   }
 }
 
-function buildChain(config: ResolvedConfig, clusters: ClusterManager, direction: Direction): (ctx: Ctx) => Promise<void> {
+/** What handlers share beyond the config: metrics, and state kept across reloads. */
+export type PipelineExtras = Pick<HandlerEnv, "metrics" | "store">;
+
+function buildChain(config: ResolvedConfig, clusters: ClusterManager, direction: Direction, extras: PipelineExtras): (ctx: Ctx) => Promise<void> {
   const side = direction === "provider" ? "provider" : "consumer";
   const entries = config.chains[side] ?? DEFAULT_CHAINS[side];
-  const env: HandlerEnv = { config, clusters, direction };
+  const env: HandlerEnv = { config, clusters, direction, ...extras };
   const handlers: Handler[] = entries.map((entry) => {
     if (typeof entry === "function") return entry;
     const factory = config.handlers[entry] ?? builtinHandlers[entry];
     if (!factory) throw new Error(`unknown handler "${entry}"`); // resolveConfig checked this
     return factory(env);
   });
-  return compose(handlers);
+  // Handlers with nothing configured mark themselves; leaving them out costs nothing per request.
+  return compose(handlers.filter((h) => !(h as { [SKIP]?: boolean })[SKIP]));
 }
 
 /** The static endpoints of a config, as the cluster manager takes them. */
@@ -74,12 +78,12 @@ export function staticEndpoints(config: ResolvedConfig): Record<string, Endpoint
   return out;
 }
 
-export function buildPipeline(config: ResolvedConfig, clusters: ClusterManager, version: number): Pipeline {
+export function buildPipeline(config: ResolvedConfig, clusters: ClusterManager, version: number, extras: PipelineExtras = {}): Pipeline {
   return {
     config,
     version,
-    consumer: buildChain(config, clusters, "consumer"),
-    provider: buildChain(config, clusters, "provider"),
+    consumer: buildChain(config, clusters, "consumer", extras),
+    provider: buildChain(config, clusters, "provider", extras),
     identity: identityOf(config),
   };
 }
