@@ -56,8 +56,9 @@ describe("etcd: register, spread, DOWN on failed health check, SIGKILL, etcd res
       }),
     );
     s2 = await spawnMesher(["-c", file]);
-    // The caller names no endpoints of shop: it learns them from etcd on its first call.
-    user = startSidecar({ service: { name: "web" }, registry: registry() });
+    // The caller names no endpoints of shop: it learns them from etcd. Its retry policy moves a
+    // call that meets the dying app to the other instance.
+    user = startSidecar({ service: { name: "web" }, registry: registry(), services: { shop: { retry: { attempts: 2 } } } });
   });
 
   afterAll(async () => {
@@ -69,8 +70,6 @@ describe("etcd: register, spread, DOWN on failed health check, SIGKILL, etcd res
   });
 
   test("both instances register and the caller spreads calls over both", async () => {
-    const first = await viaProxy(`http://${user.addresses.consumer}`, "http://shop/items");
-    expect(first.status).toBe(200);
     await waitFor("both shop instances in the caller's cluster", () => Object.keys(endpoints(user, "shop")).length === 2);
     expect(endpoints(user, "shop")).toEqual({ [s1.addresses.provider!]: "UP", [s2.provider!]: "UP" });
     const seen = new Set<string>();
@@ -88,11 +87,21 @@ describe("etcd: register, spread, DOWN on failed health check, SIGKILL, etcd res
 
   test("an app that stops turns DOWN and gets no more calls; it turns UP when it is back", async () => {
     const port = app2.port!;
+    // Calls keep going while the app stops: none fails (the retry takes the other instance).
+    const statuses: number[] = [];
+    let calling = true;
+    const caller = (async () => {
+      while (calling) statuses.push((await viaProxy(`http://${user.addresses.consumer}`, "http://shop/items")).status);
+    })();
+    await waitFor("calls under way", () => statuses.length >= 5);
     const stoppedAt = Date.now();
     app2.stop(true);
     await waitFor("shop-2 DOWN", () => endpoints(user, "shop")[s2.provider!] === "DOWN");
     // One 200 ms health interval, then etcd's push; loose, as the machine is shared.
     expect(Date.now() - stoppedAt).toBeLessThan(3000);
+    calling = false;
+    await caller;
+    expect(statuses.filter((x) => x !== 200)).toEqual([]);
     for (let i = 0; i < 10; i++) {
       const r = await viaProxy(`http://${user.addresses.consumer}`, "http://shop/items");
       expect(r.status).toBe(200);

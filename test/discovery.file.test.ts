@@ -64,7 +64,8 @@ describe("file registry: two sidecars on one machine", () => {
       }),
     );
     s2 = await spawnMesher(["-c", file]);
-    user = startSidecar({ service: { name: "web" }, registry, services: { shop: {} } });
+    // The caller names no shop: its first call looks shop up in the file.
+    user = startSidecar({ service: { name: "web" }, registry });
   });
 
   afterAll(async () => {
@@ -74,6 +75,7 @@ describe("file registry: two sidecars on one machine", () => {
   });
 
   test("both register into one file and the caller spreads calls over both", async () => {
+    await waitFor("a first call answered", async () => (await viaProxy(`http://${user.addresses.consumer}`, "http://shop/")).status === 200);
     await waitFor("two shop instances", () => Object.keys(endpoints(user, "shop")).length === 2);
     const seen = new Set<string>();
     for (let i = 0; i < 6; i++) seen.add(await appOf(`http://${user.addresses.consumer}`, "http://shop/"));
