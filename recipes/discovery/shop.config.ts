@@ -11,7 +11,7 @@ import { defineConfig } from "mesher";
 
 export default defineConfig({
   service: { name: "shop", version: "1.0.0", app: "demo", ports: { http: 8090 } },
-  listen: { consumer: "127.0.0.1:30201", provider: "127.0.0.1:30211", admin: "127.0.0.1:30202" },
+  listen: { consumer: "127.0.0.1:30601", provider: "127.0.0.1:30611", admin: "127.0.0.1:30602" },
   registry: { kind: "file", path: "/tmp/mesher-registry.yaml", ttl: "10s" },
   // Registered once /health answers 2xx; DOWN while it does not.
   healthCheck: [{ protocol: "http", path: "/health", interval: "5s", timeout: "1s" }],

@@ -3,14 +3,14 @@
  * finds shop's instances in the shared registry file and spreads calls over those UP.
  *
  *   bun run mesher -c recipes/discovery/web.config.ts
- *   curl -x http://127.0.0.1:30301 http://shop/items
- *   curl http://127.0.0.1:30302/clusters        # endpoints, their status, registry staleness
+ *   curl -x http://127.0.0.1:30701 http://shop/items
+ *   curl http://127.0.0.1:30702/clusters        # endpoints, their status, registry staleness
  */
 import { defineConfig } from "mesher";
 
 export default defineConfig({
   service: { name: "web", version: "1.0.0", app: "demo" },
-  listen: { consumer: "127.0.0.1:30301", admin: "127.0.0.1:30302" },
+  listen: { consumer: "127.0.0.1:30701", admin: "127.0.0.1:30702" },
   registry: { kind: "file", path: "/tmp/mesher-registry.yaml" },
   services: { shop: {} }, // watched from start-up (unnamed services are looked up on first call)
 });
