@@ -86,9 +86,12 @@ async function main(argv: string[]): Promise<number> {
   if (process.env.MESHER_WATCH !== "0") watcher = watchConfigFiles(files, () => void mesher.reloadFromSource());
   const a = mesher.addresses;
   console.log(
-    `mesher ${config.service.name} (${config.mode}) listening consumer=${a.consumer}` +
+    `mesher ${config.service.name} (${config.mode}) listening consumer=${a.consumer || "off"}` +
       (a.provider ? ` provider=${a.provider}` : "") +
-      (a.admin ? ` admin=${a.admin}` : ""),
+      (a.admin ? ` admin=${a.admin}` : "") +
+      (a.edge ? ` edge=${a.edge}` : "") +
+      (a.grpc ? ` grpc=${a.grpc}` : "") +
+      (a.grpcProvider ? ` grpcProvider=${a.grpcProvider}` : ""),
   );
   const shutdown = async (signal: string) => {
     const stopped = mesher.stop(); // listeners stop accepting synchronously

@@ -69,7 +69,7 @@ describe("retry", () => {
 
 describe("circuit breaker", () => {
   const port = deadPort();
-  const { proxy } = sidecar({
+  const { proxy, m } = sidecar({
     service: { name: "shop" },
     services: {
       dead: { endpoints: [`127.0.0.1:${port}`], circuitBreaker: { requestVolumeThreshold: 4, errorThresholdPercentage: 50, sleepWindow: 800 } },
@@ -88,6 +88,8 @@ describe("circuit breaker", () => {
     expect(open.headers.get("x-mesher-error")).toBe("circuit_open");
     expect((await open.json()).error.code).toBe("circuit_open");
     expect(performance.now() - t0).toBeLessThan(1000);
+    const stats = async () => (await (await fetch(`http://${m.addresses.admin}/stats`, { headers: { accept: "application/json" } })).json());
+    expect((await stats()).clusters.find((c: { name: string }) => c.name === "dead").breaker).toBe("open");
 
     // The upstream comes back on the same port; after the sleep window a probe closes the breaker.
     const back = Bun.serve({ hostname: "127.0.0.1", port, fetch: () => new Response("back") });
@@ -103,6 +105,7 @@ describe("circuit breaker", () => {
     statuses = [];
     for (let i = 0; i < 3; i++) statuses.push((await viaProxy(proxy, "http://dead/")).status);
     expect(statuses).toEqual([200, 200, 200]);
+    expect((await stats()).clusters.find((c: { name: string }) => c.name === "dead").breaker).toBe("closed");
   });
 });
 

@@ -4,7 +4,7 @@
  */
 import { IDENTITY_HEADER } from "../pipeline/build.ts";
 import { errorResponse, MeshError } from "../pipeline/errors.ts";
-import { originForm, setForwarded, splitHost, stripHopByHop } from "../upstream/http.ts";
+import { originForm, parseHost, setForwarded, stripHopByHop } from "../upstream/http.ts";
 import { newContext, runChain, VIA_HEADER, viaContains } from "./handle.ts";
 import type { Runtime } from "./runtime.ts";
 
@@ -15,7 +15,7 @@ export function consumerHandler(rt: Runtime): (req: Request, clientAddress: stri
     if (!host) {
       return errorResponse(new MeshError("bad_request", "no destination: call http://<service>/<path> with this sidecar as HTTP_PROXY"));
     }
-    const parsed = splitHost(host);
+    const parsed = parseHost(host);
     if (!parsed) {
       return errorResponse(new MeshError("bad_request", `invalid Host "${host}": expected <service> or <service>:<port> with a port 1..65535`));
     }

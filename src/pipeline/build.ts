@@ -18,6 +18,8 @@ export interface Pipeline {
   readonly identity: string;
   /** The same identity as `ctx.source` of the consumer side: built once, shared (frozen) by every request. */
   readonly source: Readonly<Source>;
+  /** Process-wide pieces handlers share (metrics, state kept across reloads). */
+  readonly extras: PipelineExtras;
 }
 
 /** Header that carries the caller's identity across the mesh, as Mesher and go-chassis do. */
@@ -57,9 +59,18 @@ export function parseIdentity(value: string | null): Source | undefined {
 /** What handlers share beyond the config: metrics, and state kept across reloads. */
 export type PipelineExtras = Pick<HandlerEnv, "metrics" | "store">;
 
-function buildChain(config: ResolvedConfig, clusters: ClusterManager, direction: Direction, extras: PipelineExtras): (ctx: Ctx) => Promise<void> {
-  const side = direction === "provider" ? "provider" : "consumer";
-  const entries = config.chains[side] ?? DEFAULT_CHAINS[side];
+/**
+ * Makes the handlers of a chain from its entries (built-in or user names, inline functions).
+ * Handlers with nothing configured mark themselves and are left out: they cost nothing per
+ * request.
+ */
+export function instantiate(
+  config: ResolvedConfig,
+  clusters: ClusterManager,
+  direction: Direction,
+  entries: readonly (string | Handler)[],
+  extras: PipelineExtras,
+): Handler[] {
   const env: HandlerEnv = { config, clusters, direction, ...extras };
   const handlers: Handler[] = entries.map((entry) => {
     if (typeof entry === "function") return entry;
@@ -67,8 +78,12 @@ function buildChain(config: ResolvedConfig, clusters: ClusterManager, direction:
     if (!factory) throw new Error(`unknown handler "${entry}"`); // resolveConfig checked this
     return factory(env);
   });
-  // Handlers with nothing configured mark themselves; leaving them out costs nothing per request.
-  return compose(handlers.filter((h) => !(h as { [SKIP]?: boolean })[SKIP]));
+  return handlers.filter((h) => !(h as { [SKIP]?: boolean })[SKIP]);
+}
+
+function buildChain(config: ResolvedConfig, clusters: ClusterManager, direction: Direction, extras: PipelineExtras): (ctx: Ctx) => Promise<void> {
+  const side = direction === "provider" ? "provider" : "consumer";
+  return compose(instantiate(config, clusters, direction, config.chains[side] ?? DEFAULT_CHAINS[side], extras));
 }
 
 /** The static endpoints of a config, as the cluster manager takes them. */
@@ -76,6 +91,8 @@ export function staticEndpoints(config: ResolvedConfig): Record<string, Endpoint
   const out: Record<string, EndpointSpec[]> = {};
   for (const [name, svc] of Object.entries(config.services)) {
     out[name] = svc.endpoints.map((e) => (typeof e === "string" ? { address: e } : e));
+    // gRPC provider listeners of the service, as cluster "grpc:<name>" (see listeners/grpc.ts).
+    if (svc.grpcEndpoints.length) out[`grpc:${name}`] = svc.grpcEndpoints.map((e) => (typeof e === "string" ? { address: e } : e));
   }
   return out;
 }
@@ -88,5 +105,6 @@ export function buildPipeline(config: ResolvedConfig, clusters: ClusterManager, 
     provider: buildChain(config, clusters, "provider", extras),
     identity: identityOf(config),
     source: Object.freeze({ name: config.service.name, version: config.service.version, app: config.service.app, tags: config.service.tags }),
+    extras,
   };
 }

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { originForm, setForwarded, splitHost, stripHopByHop } from "./http.ts";
+import { originForm, parseHost, setForwarded, splitHost, stripHopByHop } from "./http.ts";
 
 test("stripHopByHop removes the fixed set and what Connection names", () => {
   const h = new Headers({
@@ -28,10 +28,12 @@ test("splitHost and originForm", () => {
   expect(splitHost("shop")).toEqual(["shop", undefined]);
   expect(splitHost("shop:8080")).toEqual(["shop", "8080"]);
   expect(splitHost("[::1]:80")).toEqual(["::1", "80"]);
-  expect(splitHost("Shop.:8080")).toEqual(["Shop", "8080"]);
-  expect(splitHost("shop:")).toEqual(["shop", undefined]);
+  expect(parseHost("shop:8080")).toEqual(["shop", "8080"]);
+  expect(parseHost("[::1]:80")).toEqual(["::1", "80"]);
+  expect(parseHost("Shop.:8080")).toEqual(["Shop", "8080"]);
+  expect(parseHost("shop:")).toEqual(["shop", undefined]);
   for (const bad of ["", ":80", ".", "shop:0", "shop:65536", "shop:8x", "shop:1:2", "::1", "[::1", "[::1]8"]) {
-    expect(splitHost(bad)).toBeUndefined();
+    expect(parseHost(bad)).toBeUndefined();
   }
   expect(originForm("http://shop:8080/a/b?x=1")).toBe("/a/b?x=1");
   expect(originForm("http://shop")).toBe("/");

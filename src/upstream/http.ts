@@ -36,12 +36,23 @@ export function setForwarded(h: Headers, clientAddress: string, host: string | n
   if (host && !h.has("x-forwarded-host")) h.set("x-forwarded-host", host);
 }
 
+/** Splits a Host header into name and optional port ("shop:8080" -> ["shop", "8080"]). */
+export function splitHost(host: string): [name: string, port: string | undefined] {
+  if (host.startsWith("[")) {
+    const end = host.indexOf("]");
+    const port = host.slice(end + 2);
+    return [host.slice(1, end), port || undefined];
+  }
+  const i = host.lastIndexOf(":");
+  return i < 0 ? [host, undefined] : [host.slice(0, i), host.slice(i + 1) || undefined];
+}
+
 /**
- * Splits a Host header into name and optional port ("shop:8080" -> ["shop", "8080"]);
- * undefined when it is not a valid `host[:port]` (RFC 9110 §7.2: a server answers 400). A
- * trailing dot (an absolute DNS name, "shop.") is dropped; an empty port ("shop:") means none.
+ * Like splitHost, but strict, for the Host a caller names its destination with: undefined
+ * when it is not a valid `host[:port]` (RFC 9110 §7.2: a server answers 400). A trailing dot
+ * (an absolute DNS name, "shop.") is dropped; an empty port ("shop:") means none.
  */
-export function splitHost(host: string): [name: string, port: string | undefined] | undefined {
+export function parseHost(host: string): [name: string, port: string | undefined] | undefined {
   let name: string;
   let rest: string;
   if (host.startsWith("[")) {

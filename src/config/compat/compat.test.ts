@@ -270,6 +270,62 @@ describe("include", () => {
   });
 
   test("the registry is open: importers is a plain list", () => {
-    expect(importers.map((i) => i.name)).toHaveLength(3);
+    expect(importers.map((i) => i.name)).toEqual([
+      "mesher router.yaml (routeRule, servicecomb.routeRule.<service>)",
+      "Istio VirtualService",
+      "Istio DestinationRule",
+      "Mesher mesher.yaml (ingress rules)",
+      "Envoy v3 static bootstrap",
+    ]);
+  });
+});
+
+describe("include of Mesher's mesher.yaml and an Envoy bootstrap", () => {
+  const envoy = `static_resources:
+  listeners:
+  - address: {socket_address: {address: 127.0.0.1, port_value: 30080}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - {match: {prefix: "/service/1"}, route: {cluster: service1}}
+          http_filters:
+          - name: envoy.filters.http.router
+  clusters:
+  - name: service1
+    load_assignment:
+      cluster_name: service1
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 8081}}}}]}]
+`;
+  const mesherYaml = `mesher:
+  ingress:
+    rule:
+      http: |
+        - apiPath: /shop/.*
+          service: {name: shop, redirectPath: /items}
+`;
+
+  test("ingress rules are appended in order and listen is merged key by key", async () => {
+    const out = await expand(["mesher.yaml", "envoy.yaml"], { "mesher.yaml": mesherYaml, "envoy.yaml": envoy }, {
+      ...BASE,
+      listen: { admin: "127.0.0.1:30102" },
+      ingress: [{ apiPath: "^/own", service: "own" }],
+    });
+    expect(out.ingress.map((r: { service: unknown }) => r.service)).toEqual(["own", "shop", "service1"]);
+    expect(out.listen).toEqual({ admin: "127.0.0.1:30102", edge: "127.0.0.1:30080" });
+    const resolved = resolveConfig({ ...out, mode: "edge" });
+    expect(resolved.ingress).toHaveLength(3);
+    expect(resolved.services.service1!.endpoints).toEqual(["127.0.0.1:8081"]);
+  });
+
+  test("two files setting the same listen key differently is an error naming both", async () => {
+    const other = envoy.replace("port_value: 30080", "port_value: 30081");
+    expect(await errorOf(expand(["a.yaml", "b.yaml"], { "a.yaml": envoy, "b.yaml": other }))).toContain("listen.edge");
   });
 });

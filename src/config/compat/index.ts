@@ -7,7 +7,8 @@
  * A fragment is a partial user config, merged into the raw config before validation (so the
  * schema checks what importers produce, like anything a user writes). The merge rule:
  * - `services.X` is created when absent; its `routes` and `endpoints` lists are appended to
- *   (the config's own first, then the included files in order);
+ *   (the config's own first, then the included files in order), and so are the top-level
+ *   `ingress` and `egress` lists; other objects (`listen`) are merged key by key;
  * - any other key is set when absent; set twice to different values it is an error naming
  *   both places;
  * - `services.X.subsets` (name -> tags, from DestinationRules) is merged by name, and route
@@ -16,7 +17,9 @@
  */
 import { ConfigError } from "../errors.ts";
 import { istioDestinationRule, istioVirtualService } from "./istio.ts";
+import { envoyBootstrap } from "./envoy.ts";
 import { mesherRouter } from "./mesher.ts";
+import { mesherYaml } from "./mesher-yaml.ts";
 import { isObj, type Obj } from "./util.ts";
 
 /** A route entry or mirror that names a DestinationRule subset, resolved after merging. */
@@ -48,7 +51,10 @@ export interface Importer {
 }
 
 /** Tried in order; the first that detects a document translates it. */
-export const importers: Importer[] = [mesherRouter, istioVirtualService, istioDestinationRule];
+export const importers: Importer[] = [mesherRouter, istioVirtualService, istioDestinationRule, mesherYaml, envoyBootstrap];
+
+/** Top-level lists that included files append to (the config's own entries first). */
+const APPENDED = new Set(["ingress", "egress"]);
 
 /** Translates one YAML document; an unknown kind is an error naming the file. */
 export function translateDocument(doc: unknown, file: string, index: number): ConfigFragment {
@@ -66,6 +72,17 @@ const equal = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b
 /** Merges a fragment into a raw config (mutating `raw`, whose nested objects must be copies). */
 export function mergeFragment(raw: Obj, fragment: ConfigFragment, file: string, owners: Map<string, string>): void {
   for (const [key, value] of Object.entries(fragment)) {
+    if (APPENDED.has(key)) {
+      raw[key] = [...((raw[key] as unknown[] | undefined) ?? []), ...(value as unknown[])];
+      continue;
+    }
+    if (key !== "services" && isObj(value) && (raw[key] === undefined || isObj(raw[key]))) {
+      // An object such as `listen` is merged key by key: an Envoy bootstrap adds listen.edge
+      // to a config that sets its own listen.admin.
+      const target = (raw[key] = { ...((raw[key] as Obj | undefined) ?? {}) });
+      for (const [k, x] of Object.entries(value)) setOnce(target, k, x, `${key}.${k}`, file, owners);
+      continue;
+    }
     if (key !== "services") {
       setOnce(raw, key, value, key, file, owners);
       continue;

@@ -20,6 +20,8 @@ const BUCKETS = 10;
 export class Breaker {
   /** Requests in flight through this breaker (the bulkhead reads it). */
   active = 0;
+  /** What it guards, as the stats page shows it: "svc", "svc/route" or "svc/host:port". */
+  label = "";
   #state: BreakerState = "closed";
   #openedAt = 0;
   #probing = false;
@@ -35,6 +37,12 @@ export class Breaker {
 
   get state(): BreakerState {
     return this.#state;
+  }
+
+  /** "closed", "open", or "half-open" once the sleep window is over and a probe may pass. */
+  describe(now: number): string {
+    if (this.#state === "closed") return "closed";
+    return this.isOpen(now) ? "open" : "half-open";
   }
 
   /** Open and not yet due for a probe, at `now`. */

@@ -28,9 +28,11 @@ export const circuitBreaker: HandlerFactory = (env): Handler => {
   function breakerFor(service: string, key: string, o: CircuitBreakerOptions): Breaker {
     let b = breakers.get(key);
     if (!b) {
-      b = keep(env, `circuitBreaker:${key}:${fingerprint(o)}`, () =>
-        new Breaker(o, (state) => m?.breakerStateChanges.inc({ service_name: service, breaker: key, state })),
-      );
+      b = keep(env, `circuitBreaker:${key}:${fingerprint(o)}`, () => {
+        const made = new Breaker(o, (state) => m?.breakerStateChanges.inc({ service_name: service, breaker: key, state }));
+        made.label = key.replace("@", "/");
+        return made;
+      });
       breakers.set(key, b);
     }
     return b;
@@ -110,3 +112,12 @@ export const circuitBreaker: HandlerFactory = (env): Handler => {
     return guarded(ctx, next, o, breakerFor(ctx.service, key, o), o.scope === "route" ? `route ${key}` : `service ${ctx.service}`);
   };
 };
+
+/** Every live breaker's state by label, for the stats page (reads the handlers' state store). */
+export function breakerStates(store: Map<string, unknown>, now = Date.now()): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const value of store.values()) {
+    if (value instanceof Breaker && value.label) out[value.label] = value.describe(now);
+  }
+  return out;
+}
