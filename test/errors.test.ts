@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
 import { resolveConfig } from "../src/config/resolve.ts";
-import { startSidecar, viaProxy } from "./helpers.ts";
+import { curl, startSidecar, viaProxy } from "./helpers.ts";
 
 async function expectError(res: Response, status: number, code: string) {
   expect(res.status).toBe(status);
@@ -83,6 +83,20 @@ describe("error codes", () => {
     expect(raw.toLowerCase()).toContain("x-mesher-error: bad_request");
     expect(raw.toLowerCase()).toContain("content-type: application/json");
     expect(JSON.parse(raw.slice(raw.indexOf("\r\n\r\n") + 4)).error.code).toBe("bad_request");
+  });
+
+  test("CONNECT (an app with HTTPS_PROXY set to the sidecar) is refused with 400 bad_request, not forwarded", async () => {
+    let reached = 0;
+    const app = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => (reached++, new Response("app")) });
+    const s = startSidecar({ service: { name: "shop" }, services: { secure: { endpoints: [`127.0.0.1:${app.port}`] } } });
+    try {
+      const r = await curl(["-p", "-x", `http://${s.addresses.consumer}`, "http://secure/x"]);
+      expect(r.stderr).toContain("CONNECT tunnel failed, response 400");
+      expect(reached).toBe(0);
+    } finally {
+      await s.stop();
+      app.stop(true);
+    }
   });
 
   test("no response in time: 504 upstream_timeout", async () => {

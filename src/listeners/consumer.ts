@@ -11,6 +11,13 @@ import type { Runtime } from "./runtime.ts";
 export function consumerHandler(rt: Runtime): (req: Request, clientAddress: string) => Promise<Response> {
   const mark = `${rt.id}/consumer`;
   return async function consumer(req, clientAddress) {
+    // Bun.serve hands CONNECT over as an ordinary request and cannot give up the socket for a
+    // tunnel; forwarded, the app's answer would be taken for an open tunnel (BUN-NOTES trap 7).
+    if (req.method === "CONNECT") {
+      return errorResponse(
+        new MeshError("bad_request", "CONNECT tunnels are not offered: call http://<service>/<path> (plain HTTP) through this sidecar"),
+      );
+    }
     const host = req.headers.get("host");
     if (!host) {
       return errorResponse(new MeshError("bad_request", "no destination: call http://<service>/<path> with this sidecar as HTTP_PROXY"));
