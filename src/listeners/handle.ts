@@ -54,9 +54,19 @@ export async function runChain(rt: Runtime, ctx: Ctx, chain: (ctx: Ctx) => Promi
   return res;
 }
 
-/** True when `via` (a comma list) contains `mark`. */
+/**
+ * True when `via` (a comma list) contains `mark` as a whole item. Scans in place: the
+ * provider side checks every request, and splitting would allocate an array per request.
+ */
 export function viaContains(via: string | null, mark: string): boolean {
   if (!via) return false;
-  for (const item of via.split(",")) if (item.trim() === mark) return true;
+  for (let i = via.indexOf(mark); i >= 0; i = via.indexOf(mark, i + 1)) {
+    let before = i - 1;
+    while (before >= 0 && (via[before] === " " || via[before] === "\t")) before--;
+    if (before >= 0 && via[before] !== ",") continue;
+    let after = i + mark.length;
+    while (after < via.length && (via[after] === " " || via[after] === "\t")) after++;
+    if (after === via.length || via[after] === ",") return true;
+  }
   return false;
 }
