@@ -65,3 +65,13 @@ rateLimit: { provider: { sources: { checkout: { rate: fast } } } }
   );
   expect(open).toBe(false);
 });
+
+test("a TypeScript config with a syntax error is refused with file, line, column and Bun's message", async () => {
+  const dir = tempDir({
+    "syntax.config.ts": 'import { defineConfig } from "mesher";\nexport default defineConfig({\n  service: { name: "shop" ,,},\n});\n',
+  });
+  const r = await run(["bun", CLI, "check", "-c", join(dir, "syntax.config.ts")]);
+  expect(r.code).toBe(1);
+  expect(r.stderr).toContain("invalid config in syntax.config.ts");
+  expect(r.stderr).toContain('syntax.config.ts:3:28: valid syntax (Expected identifier but found ","), got "service: { name: \\"shop\\" ,,},"');
+});

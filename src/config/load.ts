@@ -2,7 +2,7 @@
  * Reads a config file: a TS/JS module (default export: the config, or a function returning
  * it), or the same shape as JSON or YAML.
  */
-import { dirname, extname, resolve } from "node:path";
+import { basename, dirname, extname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { ConfigError } from "./errors.ts";
 import { expandIncludes, includedFiles } from "./include.ts";
@@ -68,13 +68,41 @@ async function loadOwnFile(file: string, files?: string[]): Promise<unknown> {
   if (ext === ".yaml" || ext === ".yml") return parseText(path, await Bun.file(path).text(), parseYaml);
   installMesherResolution(dirname(path));
   // A query string makes Bun import the file afresh, so a reload sees edits.
-  const mod = await import(`${path}?v=${++generation}`);
+  let mod: Record<string, unknown>;
+  try {
+    mod = await import(`${path}?v=${++generation}`);
+  } catch (err) {
+    throw syntaxProblems(err, path) ?? err;
+  }
   let value: unknown = mod.default ?? mod.config;
   if (typeof value === "function") value = await (value as () => unknown)();
   if (value === undefined) {
     throw new ConfigError([{ path: "", value: Object.keys(mod), expected: `a default export in ${path}` }]);
   }
   return value;
+}
+
+/** What Bun's transpiler reports per error when importing a module that does not parse. */
+interface BuildMessageLike {
+  message: string;
+  position?: { file?: string; line: number; column: number; lineText?: string } | null;
+}
+
+/**
+ * A module that does not parse makes Bun throw an AggregateError whose message is only
+ * "N errors building <file>"; its BuildMessages carry the line, column and what was wrong.
+ */
+function syntaxProblems(err: unknown, path: string): ConfigError | undefined {
+  const errors = (err as { errors?: unknown }).errors;
+  if (!Array.isArray(errors)) return undefined;
+  const problems = (errors as BuildMessageLike[])
+    .filter((e) => e?.position && typeof e.message === "string")
+    .map((e) => ({
+      path: `${basename((e.position!.file ?? path).replace(/\?.*$/, ""))}:${e.position!.line}:${e.position!.column}`,
+      value: e.position!.lineText?.trim(),
+      expected: `valid syntax (${e.message})`,
+    }));
+  return problems.length ? new ConfigError(problems, basename(path)) : undefined;
 }
 
 function parseText(path: string, text: string, parse: (t: string) => unknown): unknown {
