@@ -43,7 +43,7 @@ function app(fetch: (req: Request) => Response | Promise<Response>): Server<unde
 describe("retry", () => {
   let hits = 0;
   const flaky = app(() => (++hits % 2 === 1 ? new Response("flaky", { status: 503 }) : new Response("fine")));
-  const { proxy } = sidecar({
+  const { m: retrying, proxy } = sidecar({
     service: { name: "shop" },
     services: { flaky: { endpoints: [`127.0.0.1:${flaky.port}`], retry: { attempts: 2, on: ["gateway-error"] } } },
   });
@@ -56,6 +56,8 @@ describe("retry", () => {
       expect(await r.text()).toBe("fine");
     }
     expect(hits).toBe(10);
+    const metrics = await (await fetch(`http://${retrying.addresses.admin}/v1/mesher/metrics`)).text();
+    expect(metrics).toContain('retries_total{service_name="flaky",reason="gateway-error"} 5');
   });
 
   test("POST is not retried by default", async () => {
@@ -106,6 +108,11 @@ describe("circuit breaker", () => {
     for (let i = 0; i < 3; i++) statuses.push((await viaProxy(proxy, "http://dead/")).status);
     expect(statuses).toEqual([200, 200, 200]);
     expect((await stats()).clusters.find((c: { name: string }) => c.name === "dead").breaker).toBe("closed");
+    const metrics = await (await fetch(`http://${m.addresses.admin}/v1/mesher/metrics`)).text();
+    for (const state of ["open", "half_open", "closed"]) {
+      expect(metrics).toMatch(new RegExp(`circuit_breaker_state_changes_total\\{service_name="dead",breaker="dead",state="${state}"\\} [1-9]`));
+    }
+    expect(metrics).toMatch(/circuit_breaker_rejections_total\{service_name="dead",reason="circuit_open"\} [1-9]/);
   });
 });
 
@@ -200,7 +207,7 @@ describe("timeout and fault", () => {
     await Bun.sleep(ms);
     return new Response("slow");
   });
-  const { proxy } = sidecar({
+  const { m: faulting, proxy } = sidecar({
     service: { name: "shop" },
     services: {
       slow: { endpoints: [`127.0.0.1:${slow.port}`], timeout: 150 },
@@ -225,6 +232,8 @@ describe("timeout and fault", () => {
     const r = await viaProxy(proxy, "http://faulty/");
     expect(r.status).toBe(418);
     expect(r.headers.get("x-mesher-error")).toBe("fault_injected");
+    const metrics = await (await fetch(`http://${faulting.addresses.admin}/v1/mesher/metrics`)).text();
+    expect(metrics).toContain('faults_injected_total{service_name="faulty",kind="abort"} 1');
   });
 });
 
