@@ -2,13 +2,12 @@
  * Starts a mesher from a resolved config: builds the pipeline, opens the listeners, and
  * offers reload (swap the pipeline whole) and a graceful stop (drain, then close).
  */
-import type { Server } from "bun";
 import type { ResolvedConfig } from "./config/schema.ts";
 import { adminApp } from "./listeners/admin.ts";
-import { consumerHandler } from "./listeners/consumer.ts";
+import { consumerConnect, consumerHandler } from "./listeners/consumer.ts";
 import { providerHandler } from "./listeners/provider.ts";
 import type { Runtime } from "./listeners/runtime.ts";
-import { boundAddress, serveHttp } from "./listeners/serve.ts";
+import { boundAddress, serveHttp, type Listener } from "./listeners/serve.ts";
 import { buildPipeline, staticEndpoints } from "./pipeline/build.ts";
 import { Metrics } from "./telemetry/metrics.ts";
 import { ClusterManager } from "./upstream/clusters.ts";
@@ -36,22 +35,27 @@ export function startMesher(config: ResolvedConfig): Mesher {
     inflight: 0,
   };
   let ready = false;
-  const servers: Server<undefined>[] = [];
+  const servers: Listener[] = [];
   const opts = { idleTimeout: config.listen.idleTimeout, maxRequestBodySize: config.maxRequestBodySize };
   const addresses: { consumer: string; provider?: string; admin?: string } = { consumer: "" };
 
   try {
-    const consumer = serveHttp(config.listen.consumer, consumerHandler(rt), opts);
+    const tls = config.listen.tls ?? {};
+    const consumer = serveHttp(config.listen.consumer, consumerHandler(rt), {
+      ...opts,
+      tls: tls.consumer,
+      connect: config.listen.connect ? consumerConnect(rt) : undefined,
+    });
     servers.push(consumer);
     addresses.consumer = boundAddress(consumer);
     if (config.listen.provider) {
-      const provider = serveHttp(config.listen.provider, providerHandler(rt), opts);
+      const provider = serveHttp(config.listen.provider, providerHandler(rt), { ...opts, tls: tls.provider });
       servers.push(provider);
       addresses.provider = boundAddress(provider);
     }
     if (config.listen.admin) {
       const app = adminApp({ rt, clusters, isReady: () => ready });
-      const admin = serveHttp(config.listen.admin, (req) => app.fetch(req), opts);
+      const admin = serveHttp(config.listen.admin, (req) => app.fetch(req), { ...opts, tls: tls.admin });
       servers.push(admin);
       addresses.admin = boundAddress(admin);
     }

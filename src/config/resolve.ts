@@ -63,7 +63,7 @@ export function resolveConfig(raw: unknown, overrides: Overrides = {}, source?: 
   const config = result.output;
 
   const problems: ConfigProblem[] = [];
-  for (const side of ["consumer", "provider"] as const) {
+  for (const side of ["consumer", "provider", "egress"] as const) {
     config.chains[side]?.forEach((entry, i) => {
       if (typeof entry === "string" && !(entry in builtinHandlers) && !(entry in config.handlers)) {
         const known = [...Object.keys(builtinHandlers), ...Object.keys(config.handlers)].join(", ");

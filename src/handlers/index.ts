@@ -14,4 +14,6 @@ export const builtinHandlers: Record<string, HandlerFactory> = {
 export const DEFAULT_CHAINS = {
   consumer: ["router", "loadBalance", "transport"],
   provider: ["transport"],
+  /** Calls to external hosts (Mesher's egress chain is ratelimiter-consumer, transport). */
+  egress: ["transport"],
 } as const;

@@ -1,15 +1,28 @@
 /**
- * The consumer side: the local app's HTTP_PROXY. The Host (absolute-form URL or Host header)
- * names the destination service; a port in it travels on as X-Forwarded-Port.
+ * The consumer side: the local app's HTTP_PROXY and HTTPS_PROXY. The Host (absolute-form URL
+ * or Host header) names the destination: a mesh service (a port in it travels on as
+ * X-Forwarded-Port), or an external host an egress rule allows. Anything else is refused.
  */
 import { IDENTITY_HEADER } from "../pipeline/build.ts";
 import { errorResponse, MeshError } from "../pipeline/errors.ts";
+import { makeEndpoint, type Endpoint } from "../upstream/cluster.ts";
 import { originForm, setForwarded, splitHost, stripHopByHop } from "../upstream/http.ts";
 import { newContext, runChain, VIA_HEADER, viaContains } from "./handle.ts";
 import type { Runtime } from "./runtime.ts";
+import type { ConnectHandler } from "./serve.ts";
+
+/** External endpoints by address; bounded, since allowAll lets the app name any host. */
+const MAX_EXTERNAL = 1024;
+
+function forbidden(what: string): Response {
+  return errorResponse(
+    new MeshError("forbidden", `${what} is neither a service of this mesh nor allowed by an egress rule (add it to egress, or set egress.allowAll)`),
+  );
+}
 
 export function consumerHandler(rt: Runtime): (req: Request, clientAddress: string) => Promise<Response> {
   const mark = `${rt.id}/consumer`;
+  const external = new Map<string, Endpoint>();
   return async function consumer(req, clientAddress) {
     const host = req.headers.get("host");
     const [name, port] = host ? splitHost(host) : ["", undefined];
@@ -22,16 +35,54 @@ export function consumerHandler(rt: Runtime): (req: Request, clientAddress: stri
         new MeshError("loop_detected", `the request names this sidecar itself (${host}); call http://<service>/<path> through it instead`),
       );
     }
+    const pipeline = rt.pipeline;
+    const service = name.toLowerCase();
+    const egress = pipeline.egressTable.match(service, port ? Number(port) : undefined, "http");
+    const inMesh = !egress && pipeline.isService(service);
+    if (!egress && !inMesh && !pipeline.egressTable.allowAll) return forbidden(`"${host}"`);
+
     const headers = stripHopByHop(new Headers(req.headers));
     setForwarded(headers, clientAddress, host, "http");
-    headers.set(VIA_HEADER, via ? `${via}, ${mark}` : mark);
-    headers.set(IDENTITY_HEADER, rt.pipeline.identity);
-    if (port) headers.set("x-forwarded-port", port);
     // Bun's fetch would add Accept-Encoding on its own; the app asked for none, so ask for none.
     if (!headers.has("accept-encoding")) headers.set("accept-encoding", "identity");
-    const ctx = newContext(req, "consumer", clientAddress, headers, originForm(req.url), name.toLowerCase());
-    ctx.port = port;
-    ctx.source = { name: rt.pipeline.config.service.name, version: rt.pipeline.config.service.version, app: rt.pipeline.config.service.app, tags: rt.pipeline.config.service.tags };
-    return runChain(rt, ctx, rt.pipeline.consumer);
+    const ctx = newContext(req, "consumer", clientAddress, headers, originForm(req.url), service);
+    const config = pipeline.config;
+    ctx.source = { name: config.service.name, version: config.service.version, app: config.service.app, tags: config.service.tags };
+    if (inMesh) {
+      headers.set(VIA_HEADER, via ? `${via}, ${mark}` : mark);
+      headers.set(IDENTITY_HEADER, pipeline.identity);
+      if (port) headers.set("x-forwarded-port", port);
+      ctx.port = port;
+      return runChain(rt, ctx, pipeline.consumer);
+    }
+    // Leaving the mesh: no identity header for strangers; the endpoint is the host itself.
+    const address = egress?.address ?? (port ? host!.toLowerCase() : `${service}:80`);
+    let endpoint = external.get(address);
+    if (!endpoint) {
+      if (external.size >= MAX_EXTERNAL) external.clear();
+      external.set(address, (endpoint = makeEndpoint(address, { origin: "egress" })));
+    }
+    ctx.endpoint = endpoint;
+    ctx.route = { name: egress ? `egress:${egress.rule}` : "egress:allowAll" };
+    return runChain(rt, ctx, pipeline.egress);
+  };
+}
+
+/** Decides CONNECT tunnels (HTTPS_PROXY): allowed by an egress rule, or by allowAll. */
+export function consumerConnect(rt: Runtime): ConnectHandler {
+  return function connect(authority, clientAddress) {
+    const [name, port] = splitHost(authority);
+    const n = Number(port);
+    if (!name || !port || !Number.isInteger(n) || n < 1 || n > 65535) {
+      return errorResponse(new MeshError("bad_request", `CONNECT needs "host:port", got "${authority}"`));
+    }
+    const host = name.toLowerCase();
+    const table = rt.pipeline.egressTable;
+    const egress = table.match(host, n, "connect");
+    if (egress) return egress.address;
+    if (table.allowAll) return `${host.includes(":") ? `[${host}]` : host}:${n}`;
+    // Refusals are rare and a security event: log them (not the hot path).
+    console.warn(`mesher: refused CONNECT ${authority} from ${clientAddress}: no egress rule allows it`);
+    return forbidden(`CONNECT to "${authority}"`);
   };
 }

@@ -5,6 +5,7 @@
 import type { ResolvedConfig } from "../config/schema.ts";
 import { builtinHandlers, DEFAULT_CHAINS } from "../handlers/index.ts";
 import type { ClusterManager, EndpointSpec } from "../upstream/clusters.ts";
+import { compileEgress, type EgressTable } from "../egress/match.ts";
 import { compose } from "./compose.ts";
 import type { Ctx, Direction, Handler, HandlerEnv, Source } from "./types.ts";
 
@@ -14,6 +15,11 @@ export interface Pipeline {
   readonly version: number;
   readonly consumer: (ctx: Ctx) => Promise<void>;
   readonly provider: (ctx: Ctx) => Promise<void>;
+  /** Calls leaving the mesh (egress): no router or balancer, the endpoint is the external host. */
+  readonly egress: (ctx: Ctx) => Promise<void>;
+  readonly egressTable: EgressTable;
+  /** True when `name` is a service this sidecar knows (a cluster exists for it). */
+  readonly isService: (name: string) => boolean;
   /** This sidecar's identity as the `x-cse-context` header carries it (Mesher's format). */
   readonly identity: string;
 }
@@ -52,8 +58,12 @@ export function parseIdentity(value: string | null): Source | undefined {
   }
 }
 
-function buildChain(config: ResolvedConfig, clusters: ClusterManager, direction: Direction): (ctx: Ctx) => Promise<void> {
-  const side = direction === "provider" ? "provider" : "consumer";
+function buildChain(
+  config: ResolvedConfig,
+  clusters: ClusterManager,
+  direction: Direction,
+  side: "consumer" | "provider" | "egress" = direction === "provider" ? "provider" : "consumer",
+): (ctx: Ctx) => Promise<void> {
   const entries = config.chains[side] ?? DEFAULT_CHAINS[side];
   const env: HandlerEnv = { config, clusters, direction };
   const handlers: Handler[] = entries.map((entry) => {
@@ -80,6 +90,9 @@ export function buildPipeline(config: ResolvedConfig, clusters: ClusterManager, 
     version,
     consumer: buildChain(config, clusters, "consumer"),
     provider: buildChain(config, clusters, "provider"),
+    egress: buildChain(config, clusters, "consumer", "egress"),
+    egressTable: compileEgress(config.egress),
+    isService: (name) => clusters.get(name) !== undefined,
     identity: identityOf(config),
   };
 }
