@@ -196,6 +196,9 @@ export function serveNode(host: string, port: number, handler: RequestHandler, o
     }
   });
   server.keepAliveTimeout = options.idleTimeout;
+  // Without a listener an 'error' event would end the process.
+  server.on("error", (err) => console.error(`mesher: listener ${host}:${port}: ${err.message}`));
+  server.on("tlsClientError", () => {});
   server.listen(port, host);
   const address = server.address();
   if (!address || typeof address === "string") throw new Error(`could not bind ${host}:${port}`);

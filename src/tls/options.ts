@@ -2,6 +2,7 @@
  * Turns TLS settings (file paths) into what Bun's APIs take. Kept small and free of transport
  * details so any upstream client (fetch, node:tls, a custom pool) can reuse it.
  */
+import { createSecureContext } from "node:tls";
 import type { ResolvedConfig } from "../config/schema.ts";
 import { watchedFile } from "./files.ts";
 import type { ServerTls, UpstreamTls } from "./schema.ts";
@@ -62,4 +63,10 @@ export function upstreamTlsByService(config: ResolvedConfig): Map<string, () => 
   const out = new Map<string, () => ClientTlsOptions>();
   for (const [name, svc] of Object.entries(config.services)) if (svc.tls) out.set(name, clientTls(svc.tls));
   return out;
+}
+
+/** Throws when the current files do not make a usable server context (e.g. key and cert differ). */
+export function checkServerTls(tls: ServerTls): void {
+  const o = serverTlsOptions(tls);
+  createSecureContext({ cert: o.cert, key: o.key, ca: o.ca });
 }
