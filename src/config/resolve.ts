@@ -6,6 +6,7 @@ import * as v from "valibot";
 import { builtinHandlers } from "../handlers/index.ts";
 import { ConfigError, problemsFromIssues, type ConfigProblem } from "./errors.ts";
 import { ConfigSchema, type ResolvedConfig } from "./schema.ts";
+import { tlsProblems } from "../tls/check.ts";
 
 /** Settings from the command line or the environment that override the file. */
 export interface Overrides {
@@ -74,6 +75,7 @@ export function resolveConfig(raw: unknown, overrides: Overrides = {}, source?: 
   if (config.listen.provider && config.listen.provider === config.listen.consumer && !config.listen.provider.endsWith(":0")) {
     problems.push({ path: "listen.provider", value: config.listen.provider, expected: "an address other than listen.consumer" });
   }
+  problems.push(...tlsProblems(config));
   if (problems.length) throw new ConfigError(problems, source);
   return deepFreeze(config);
 }
