@@ -137,3 +137,13 @@ print(urllib.request.urlopen(req).read().decode())`;
     expect(body.headers["x-test"]).toBe("1");
   });
 });
+
+describe("with listen.connect: false", () => {
+  const sidecar = startSidecar({ service: { name: "fast" }, listen: { connect: false }, egress: { allowAll: true } });
+  afterAll(() => sidecar.stop());
+
+  test("CONNECT is answered 405 with the reason, not attempted", async () => {
+    const r = await curlConnect(["-x", `http://${sidecar.addresses.consumer}`, "https://localhost:1/"]);
+    expect(r.connect).toBe(405);
+  });
+});

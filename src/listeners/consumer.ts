@@ -24,6 +24,12 @@ export function consumerHandler(rt: Runtime): (req: Request, clientAddress: stri
   const mark = `${rt.id}/consumer`;
   const external = new Map<string, Endpoint>();
   return async function consumer(req, clientAddress) {
+    if (req.method === "CONNECT") {
+      // Only reached on the Bun.serve engine, which cannot tunnel.
+      return errorResponse(
+        new MeshError("bad_request", "CONNECT is switched off on this listener (listen.connect: false)", { status: 405 }),
+      );
+    }
     const host = req.headers.get("host");
     const [name, port] = host ? splitHost(host) : ["", undefined];
     if (!name) {
