@@ -196,6 +196,8 @@ export function serveNode(host: string, port: number, handler: RequestHandler, o
     }
   });
   server.keepAliveTimeout = options.idleTimeout;
+  // node's default requestTimeout (300 s for a whole request) would cut long uploads.
+  server.requestTimeout = 0;
   // Without a listener an 'error' event would end the process.
   server.on("error", (err) => console.error(`mesher: listener ${host}:${port}: ${err.message}`));
   server.on("tlsClientError", () => {});
