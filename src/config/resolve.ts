@@ -7,6 +7,7 @@ import { builtinHandlers } from "../handlers/index.ts";
 import { ConfigError, problemsFromIssues, type ConfigProblem } from "./errors.ts";
 import { ConfigSchema, type ResolvedConfig } from "./schema.ts";
 import { tlsProblems } from "../tls/check.ts";
+import { checkRouteRefs } from "../handlers/router/schema.ts";
 
 /** Settings from the command line or the environment that override the file. */
 export interface Overrides {
@@ -76,6 +77,7 @@ export function resolveConfig(raw: unknown, overrides: Overrides = {}, source?: 
     problems.push({ path: "listen.provider", value: config.listen.provider, expected: "an address other than listen.consumer" });
   }
   problems.push(...tlsProblems(config));
+  problems.push(...checkRouteRefs(config.services));
   if (problems.length) throw new ConfigError(problems, source);
   return deepFreeze(config);
 }

@@ -5,24 +5,27 @@
  */
 import { IDENTITY_HEADER } from "../pipeline/build.ts";
 import { errorResponse, MeshError } from "../pipeline/errors.ts";
-import { makeEndpoint, type Endpoint } from "../upstream/cluster.ts";
 import { originForm, setForwarded, splitHost, stripHopByHop } from "../upstream/http.ts";
+import type { Ctx } from "../pipeline/types.ts";
 import { newContext, runChain, VIA_HEADER, viaContains } from "./handle.ts";
 import type { Runtime } from "./runtime.ts";
 import type { ConnectHandler } from "./serve.ts";
 
-/** External endpoints by address; bounded, since allowAll lets the app name any host. */
-const MAX_EXTERNAL = 1024;
+function forbiddenError(what: string): MeshError {
+  return new MeshError("forbidden", `${what} is neither a service of this mesh nor allowed by an egress rule (add it to egress, or set egress.allowAll)`);
+}
 
 function forbidden(what: string): Response {
-  return errorResponse(
-    new MeshError("forbidden", `${what} is neither a service of this mesh nor allowed by an egress rule (add it to egress, or set egress.allowAll)`),
-  );
+  return errorResponse(forbiddenError(what));
+}
+
+/** The "chain" of a refused request: it still goes through runChain to be counted and logged. */
+async function refuse(ctx: Ctx): Promise<void> {
+  throw forbiddenError(`"${ctx.req.headers.get("host")}"`);
 }
 
 export function consumerHandler(rt: Runtime): (req: Request, clientAddress: string) => Promise<Response> {
   const mark = `${rt.id}/consumer`;
-  const external = new Map<string, Endpoint>();
   return async function consumer(req, clientAddress) {
     if (req.method === "CONNECT") {
       // Only reached on the Bun.serve engine, which cannot tunnel.
@@ -44,16 +47,17 @@ export function consumerHandler(rt: Runtime): (req: Request, clientAddress: stri
     const pipeline = rt.pipeline;
     const service = name.toLowerCase();
     const egress = pipeline.egressTable.match(service, port ? Number(port) : undefined, "http");
-    const inMesh = !egress && pipeline.isService(service);
-    if (!egress && !inMesh && !pipeline.egressTable.allowAll) return forbidden(`"${host}"`);
+    const inMesh = !egress && pipeline.isService(name);
 
     const headers = stripHopByHop(new Headers(req.headers));
     setForwarded(headers, clientAddress, host, "http");
     // Bun's fetch would add Accept-Encoding on its own; the app asked for none, so ask for none.
     if (!headers.has("accept-encoding")) headers.set("accept-encoding", "identity");
-    const ctx = newContext(req, "consumer", clientAddress, headers, originForm(req.url), service);
+    // A mesh service keeps the name as written (the router finds its configured spelling).
+    const ctx = newContext(req, "consumer", clientAddress, headers, originForm(req.url), inMesh ? name : service);
     const config = pipeline.config;
     ctx.source = { name: config.service.name, version: config.service.version, app: config.service.app, tags: config.service.tags };
+    if (!egress && !inMesh && !pipeline.egressTable.allowAll) return runChain(rt, ctx, refuse);
     if (inMesh) {
       headers.set(VIA_HEADER, via ? `${via}, ${mark}` : mark);
       headers.set(IDENTITY_HEADER, pipeline.identity);
@@ -61,14 +65,9 @@ export function consumerHandler(rt: Runtime): (req: Request, clientAddress: stri
       ctx.port = port;
       return runChain(rt, ctx, pipeline.consumer);
     }
-    // Leaving the mesh: no identity header for strangers; the endpoint is the host itself.
-    const address = egress?.address ?? (port ? host!.toLowerCase() : `${service}:80`);
-    let endpoint = external.get(address);
-    if (!endpoint) {
-      if (external.size >= MAX_EXTERNAL) external.clear();
-      external.set(address, (endpoint = makeEndpoint(address, { origin: "egress" })));
-    }
-    ctx.endpoint = endpoint;
+    // Leaving the mesh: no identity header for strangers. The egressEndpoint handler makes the
+    // endpoint from the host and the port chosen here.
+    ctx.port = egress ? egress.address.slice(egress.address.lastIndexOf(":") + 1) : (port ?? "80");
     ctx.route = { name: egress ? `egress:${egress.rule}` : "egress:allowAll" };
     return runChain(rt, ctx, pipeline.egress);
   };

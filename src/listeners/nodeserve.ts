@@ -7,7 +7,6 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import net, { type Socket } from "node:net";
-import { Readable } from "node:stream";
 import tls from "node:tls";
 import { errorResponse, MeshError } from "../pipeline/errors.ts";
 import type { Ctx } from "../pipeline/types.ts";
@@ -17,6 +16,27 @@ import type { Endpoint } from "../upstream/cluster.ts";
 import { splitAddress } from "../upstream/cluster.ts";
 import type { Bound, ConnectHandler, RequestHandler, ServeOptions } from "./serve.ts";
 import { registerUpgrade, upgradedResponse, WS_HOP_HEADERS, type UpgradeSession } from "./upgrade.ts";
+
+/**
+ * A request body as a web stream that reads from the request only when the upstream pulls.
+ * (Readable.toWeb on Bun 1.4.5 peaked 10 MB higher for a 100 MB upload.)
+ */
+function pullStream(req: IncomingMessage): ReadableStream<Uint8Array> {
+  const it = req[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(c) {
+        const { value, done } = await it.next();
+        if (done) c.close();
+        else c.enqueue(value as Uint8Array);
+      },
+      cancel() {
+        req.destroy();
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
 
 /** Builds the Request the handlers see from a node request. */
 function toRequest(req: IncomingMessage, signal: AbortSignal | undefined, withBody: boolean): Request {
@@ -38,7 +58,7 @@ function toRequest(req: IncomingMessage, signal: AbortSignal | undefined, withBo
   return new Request(url, {
     method: req.method,
     headers,
-    body: hasBody ? (Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>) : null,
+    body: hasBody ? pullStream(req) : null,
     signal,
     duplex: "half",
   } as RequestInit);
@@ -59,12 +79,23 @@ async function writeResponse(res: ServerResponse, r: Response): Promise<void> {
   res.writeHead(r.status, r.statusText || undefined, nodeHeaders(r.headers));
   if (!r.body) return void res.end();
   const reader = r.body.getReader();
+  let closed = false;
+  let wake: (() => void) | undefined;
+  res.once("close", () => {
+    closed = true;
+    wake?.();
+  });
   try {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
-      if (res.destroyed) return void reader.cancel();
-      if (!res.write(value)) await new Promise((ok) => res.once("drain", ok).once("close", ok));
+      if (closed) return void reader.cancel();
+      // Wait for the socket to take each chunk: Bun's res.write() does not report back-pressure
+      // by its return value, and reading on regardless grew RSS by 35 MB for a 100 MB download.
+      await new Promise<void>((ok) => {
+        wake = ok;
+        res.write(value, () => ok());
+      });
     }
     res.end();
   } catch {
@@ -206,6 +237,10 @@ export function serveNode(host: string, port: number, handler: RequestHandler, o
   if (!address || typeof address === "string") throw new Error(`could not bind ${host}:${port}`);
   return {
     port: address.port,
+    get pendingRequests() {
+      return sockets.size;
+    },
+    pendingWebSockets: 0,
     stop(closeActive) {
       return new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -39,6 +39,10 @@ export interface ServeOptions {
 export interface Listener {
   readonly hostname: string;
   readonly port: number;
+  /** Requests in progress (node:http engine: open connections, tunnels included). */
+  readonly pendingRequests: number;
+  /** WebSockets open (relayed by Bun.serve; the node:http engine counts them as connections). */
+  readonly pendingWebSockets: number;
   /** Stops accepting; `closeActive` also cuts open connections. Resolves when closed. */
   stop(closeActive?: boolean): Promise<void>;
 }
@@ -46,6 +50,8 @@ export interface Listener {
 /** One server instance of an engine, bound to a port. */
 export interface Bound {
   readonly port: number;
+  readonly pendingRequests: number;
+  readonly pendingWebSockets: number;
   stop(closeActive: boolean): Promise<void>;
 }
 
@@ -85,7 +91,16 @@ function serveBun(host: string, port: number, handler: RequestHandler, options: 
       return errorResponse(new MeshError("internal", `listener failed: ${err.message}`));
     },
   });
-  return { port: server.port!, stop: (closeActive) => server.stop(closeActive) };
+  return {
+    port: server.port!,
+    get pendingRequests() {
+      return server.pendingRequests;
+    },
+    get pendingWebSockets() {
+      return server.pendingWebSockets;
+    },
+    stop: (closeActive) => server.stop(closeActive),
+  };
 }
 
 /** Changes to certificate files this close together are one change. */
@@ -135,6 +150,12 @@ function reloading(hostname: string, port: number, tls: ServerTls | undefined, s
   return {
     hostname,
     port: bound,
+    get pendingRequests() {
+      return current.pendingRequests;
+    },
+    get pendingWebSockets() {
+      return current.pendingWebSockets;
+    },
     async stop(closeActive = false) {
       unsubscribe?.();
       await Promise.all([current.stop(closeActive), ...draining]);

@@ -7,7 +7,7 @@ import { builtinHandlers, DEFAULT_CHAINS } from "../handlers/index.ts";
 import type { ClusterManager, EndpointSpec } from "../upstream/clusters.ts";
 import { compileEgress, type EgressTable } from "../egress/match.ts";
 import { compose } from "./compose.ts";
-import type { Ctx, Direction, Handler, HandlerEnv, Source } from "./types.ts";
+import { SKIP, type Ctx, type Direction, type Handler, type HandlerEnv, type Source } from "./types.ts";
 
 export interface Pipeline {
   readonly config: ResolvedConfig;
@@ -18,10 +18,12 @@ export interface Pipeline {
   /** Calls leaving the mesh (egress): no router or balancer, the endpoint is the external host. */
   readonly egress: (ctx: Ctx) => Promise<void>;
   readonly egressTable: EgressTable;
-  /** True when `name` is a service this sidecar knows (a cluster exists for it). */
+  /** True when `name` (in any case) is a service this sidecar knows (a cluster exists for it). */
   readonly isService: (name: string) => boolean;
   /** This sidecar's identity as the `x-cse-context` header carries it (Mesher's format). */
   readonly identity: string;
+  /** Process-wide pieces handlers share (metrics, state kept across reloads). */
+  readonly extras: PipelineExtras;
 }
 
 /** Header that carries the caller's identity across the mesh, as Mesher and go-chassis do. */
@@ -58,21 +60,34 @@ export function parseIdentity(value: string | null): Source | undefined {
   }
 }
 
-function buildChain(
+/** What handlers share beyond the config: metrics, and state kept across reloads. */
+export type PipelineExtras = Pick<HandlerEnv, "metrics" | "store">;
+
+/**
+ * Makes the handlers of a chain from its entries (built-in or user names, inline functions).
+ * Handlers with nothing configured mark themselves and are left out: they cost nothing per
+ * request.
+ */
+export function instantiate(
   config: ResolvedConfig,
   clusters: ClusterManager,
   direction: Direction,
-  side: "consumer" | "provider" | "egress" = direction === "provider" ? "provider" : "consumer",
-): (ctx: Ctx) => Promise<void> {
-  const entries = config.chains[side] ?? DEFAULT_CHAINS[side];
-  const env: HandlerEnv = { config, clusters, direction };
+  entries: readonly (string | Handler)[],
+  extras: PipelineExtras,
+): Handler[] {
+  const env: HandlerEnv = { config, clusters, direction, ...extras };
   const handlers: Handler[] = entries.map((entry) => {
     if (typeof entry === "function") return entry;
     const factory = config.handlers[entry] ?? builtinHandlers[entry];
     if (!factory) throw new Error(`unknown handler "${entry}"`); // resolveConfig checked this
     return factory(env);
   });
-  return compose(handlers);
+  return handlers.filter((h) => !(h as { [SKIP]?: boolean })[SKIP]);
+}
+
+function buildChain(config: ResolvedConfig, clusters: ClusterManager, direction: Direction, extras: PipelineExtras): (ctx: Ctx) => Promise<void> {
+  const side = direction === "provider" ? "provider" : "consumer";
+  return compose(instantiate(config, clusters, direction, config.chains[side] ?? DEFAULT_CHAINS[side], extras));
 }
 
 /** The static endpoints of a config, as the cluster manager takes them. */
@@ -80,19 +95,22 @@ export function staticEndpoints(config: ResolvedConfig): Record<string, Endpoint
   const out: Record<string, EndpointSpec[]> = {};
   for (const [name, svc] of Object.entries(config.services)) {
     out[name] = svc.endpoints.map((e) => (typeof e === "string" ? { address: e } : e));
+    // gRPC provider listeners of the service, as cluster "grpc:<name>" (see listeners/grpc.ts).
+    if (svc.grpcEndpoints.length) out[`grpc:${name}`] = svc.grpcEndpoints.map((e) => (typeof e === "string" ? { address: e } : e));
   }
   return out;
 }
 
-export function buildPipeline(config: ResolvedConfig, clusters: ClusterManager, version: number): Pipeline {
+export function buildPipeline(config: ResolvedConfig, clusters: ClusterManager, version: number, extras: PipelineExtras = {}): Pipeline {
   return {
     config,
     version,
-    consumer: buildChain(config, clusters, "consumer"),
-    provider: buildChain(config, clusters, "provider"),
-    egress: buildChain(config, clusters, "consumer", "egress"),
+    consumer: buildChain(config, clusters, "consumer", extras),
+    provider: buildChain(config, clusters, "provider", extras),
+    egress: compose(instantiate(config, clusters, "consumer", config.chains.egress ?? DEFAULT_CHAINS.egress, extras)),
     egressTable: compileEgress(config.egress),
-    isService: (name) => clusters.get(name) !== undefined,
+    isService: (name) => clusters.canonicalName(name) !== undefined,
     identity: identityOf(config),
+    extras,
   };
 }

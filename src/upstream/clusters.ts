@@ -15,8 +15,19 @@ export class ClusterManager {
   /** origin -> service -> endpoints, merged into each cluster. */
   readonly #sources = new Map<string, Map<string, EndpointSpec[]>>();
 
+  /** Lower-cased name -> name: Host headers are case-insensitive, service names are not. */
+  readonly #folded = new Map<string, string>();
+
   get(name: string): Cluster | undefined {
     return this.#clusters.get(name);
+  }
+
+  /**
+   * The service's name as configured for a name as a Host header spelled it: exact first,
+   * then ignoring case (so `http://shoppingcart/` finds Mesher's `ShoppingCart`).
+   */
+  canonicalName(name: string): string | undefined {
+    return this.#clusters.has(name) ? name : this.#folded.get(name.toLowerCase());
   }
 
   names(): string[] {
@@ -66,8 +77,10 @@ export class ClusterManager {
     }
     if (!declared) {
       this.#clusters.delete(name);
+      if (this.#folded.get(name.toLowerCase()) === name) this.#folded.delete(name.toLowerCase());
       return;
     }
+    this.#folded.set(name.toLowerCase(), name);
     if (old) {
       old.endpoints = endpoints;
       old.revision++;

@@ -1,5 +1,9 @@
 import { describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { parse } from "yaml";
+import { tempDir } from "../../../test/helpers.ts";
+import { expandIncludes } from "../include.ts";
 import { compileEgress } from "../../egress/match.ts";
 import { ConfigError } from "../errors.ts";
 import { resolveConfig } from "../resolve.ts";
@@ -74,5 +78,29 @@ describe("importEgressYaml", () => {
       "egressRule.bad[1].ports[1].protocol",
     ]);
     expect(err!.message).toContain("conf/egress.yaml");
+  });
+});
+
+describe("egress.yaml through include", () => {
+  test("is detected and appended to the config's own rules, in either egress shape", async () => {
+    const d = tempDir({ "egress.yaml": MESHER_SAMPLE });
+    for (const own of [[{ hosts: ["own.example.com"] }], { allowAll: false, rules: [{ hosts: ["own.example.com"] }] }]) {
+      const raw = await expandIncludes({ service: { name: "shop" }, egress: own, include: ["egress.yaml"] }, join(d, "mesher.config.json"));
+      const config = resolveConfig(raw);
+      expect(config.egress.rules.map((r) => r.name ?? r.hosts[0])).toEqual(["own.example.com", "google-ext", "facebook-ext"]);
+    }
+  });
+
+  test("an unsupported infra is an error naming the included file", async () => {
+    const d = tempDir();
+    writeFileSync(join(d, "egress.yaml"), "egress:\n  infra: pilot\n");
+    let message = "";
+    try {
+      await expandIncludes({ service: { name: "shop" }, include: ["egress.yaml"] }, join(d, "mesher.config.json"));
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain("egress.yaml");
+    expect(message).toContain("egress.infra");
   });
 });

@@ -14,6 +14,7 @@
  * allow CONNECT tunnels (Mesher proxied HTTP only).
  */
 import { ConfigError, type ConfigProblem } from "../errors.ts";
+import type { Importer } from "./index.ts";
 
 export interface ImportedEgressRule {
   name: string;
@@ -89,3 +90,10 @@ export function importEgressYaml(doc: unknown, file: string): { egress: Imported
   if (problems.length) throw new ConfigError(problems, file);
   return { egress: out };
 }
+
+/** egress.yaml as an `include` importer: a document with `egressRule`, or `egress.infra`. */
+export const mesherEgress: Importer = {
+  name: "Mesher egress.yaml",
+  detect: (doc) => isObject(doc) && ("egressRule" in doc || (isObject(doc.egress) && ("infra" in doc.egress || "address" in doc.egress))),
+  translate: importEgressYaml,
+};
