@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Server } from "bun";
 import { readFileSync } from "node:fs";
 import { makeCert, type CertFiles } from "./certs.ts";
-import { curl, run, startEchoApp, startSidecar, twoSidecars } from "./helpers.ts";
+import { curl, run, startApp, startEchoApp, startSidecar, twoSidecars } from "./helpers.ts";
 import type { Mesher } from "../src/server.ts";
 
 /** curl through a proxy; reports the CONNECT answer's status as well. */
@@ -145,5 +145,36 @@ describe("with listen.connect: false", () => {
   test("CONNECT is answered 405 with the reason, not attempted", async () => {
     const r = await curlConnect(["-x", `http://${sidecar.addresses.consumer}`, "https://localhost:1/"]);
     expect(r.connect).toBe(405);
+  });
+});
+
+describe("the egress chain: a rule's timeout and retry apply to calls leaving the mesh", () => {
+  let calls = 0;
+  const flaky = startApp((req) => {
+    const path = new URL(req.url).pathname;
+    if (path === "/hang") return new Promise<Response>(() => {});
+    calls++;
+    return calls % 2 === 1 ? new Response("busy", { status: 503 }) : new Response(`ok after ${calls}`);
+  });
+  const sidecar = startSidecar({
+    service: { name: "shop" },
+    egress: [{ name: "flaky", hosts: ["127.0.0.1"], ports: [{ port: flaky.port! }], timeout: "300ms", retry: { attempts: 1, on: ["5xx"] } }],
+  });
+  const proxy = `http://${sidecar.addresses.consumer}`;
+  afterAll(async () => {
+    await sidecar.stop();
+    flaky.stop(true);
+  });
+
+  test("a 503 is retried once on the same external host", async () => {
+    const r = await curl(["-x", proxy, `http://127.0.0.1:${flaky.port}/x`]);
+    expect(r.status).toBe(200);
+    expect(r.body).toBe("ok after 2");
+  });
+
+  test("a host that does not answer in time gets 504 upstream_timeout", async () => {
+    const r = await curl(["-x", proxy, `http://127.0.0.1:${flaky.port}/hang`]);
+    expect(r.status).toBe(504);
+    expect(JSON.parse(r.body).error.code).toBe("upstream_timeout");
   });
 });

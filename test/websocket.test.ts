@@ -5,20 +5,20 @@ import { curl, twoSidecars } from "./helpers.ts";
 /** A WebSocket echo app: picks "chat" when offered, closes with 4001 on "close-me", records closes. */
 function startWsApp() {
   const closes: { code: number; reason: string }[] = [];
-  const app: Server<undefined> = Bun.serve({
+  const app: Server<string> = Bun.serve<string>({
     hostname: "127.0.0.1",
     port: 0,
     fetch(req, server) {
       const offered = (req.headers.get("sec-websocket-protocol") ?? "").split(",").map((s) => s.trim());
       const headers = offered.includes("chat") ? { "sec-websocket-protocol": "chat" } : undefined;
-      if (server.upgrade(req, { headers, data: undefined })) return undefined;
+      if (server.upgrade(req, { headers, data: new URL(req.url).pathname })) return undefined;
       return new Response(`plain ${new URL(req.url).pathname}`);
     },
     websocket: {
       maxPayloadLength: 64 << 20,
       message(ws, m) {
         if (m === "close-me") ws.close(4001, "bye");
-        else if (m === "path?") ws.send("ok");
+        else if (m === "path?") ws.send(ws.data); // the path the app saw
         else ws.send(m);
       },
       close(_ws, code, reason) {
@@ -90,7 +90,7 @@ for (const connect of [true, false]) {
     test("the client's close code and reason reach the app", async () => {
       const ws = await open(mesh.a.addresses.consumer);
       ws.send("path?");
-      expect(await next(ws)).toBe("ok");
+      expect(await next(ws)).toBe("/echo");
       ws.close(4002, "client done");
       await until(() => closes.some((c) => c.code === 4002), "the app to see code 4002");
       expect(closes.find((c) => c.code === 4002)!.reason).toBe("client done");
@@ -106,3 +106,42 @@ for (const connect of [true, false]) {
     });
   });
 }
+
+describe("WebSocket through the edge gateway (TLS edge listener) and the service's sidecar", () => {
+  test("an external wss:// client reaches the app by an ingress rule, with path rewrite", async () => {
+    const { makeCert } = await import("./certs.ts");
+    const { startSidecar } = await import("./helpers.ts");
+    const certs = await makeCert(["localhost"]);
+    const { app } = startWsApp();
+    const sidecar = startSidecar({ service: { name: "chat", ports: { http: app.port! } }, listen: { provider: "127.0.0.1:0" }, drainTimeout: "1s" });
+    const gw = startSidecar({
+      mode: "edge",
+      service: { name: "gateway" },
+      listen: { edge: "127.0.0.1:0", consumer: false, tls: { edge: { cert: certs.cert, key: certs.key } } },
+      services: { chat: { endpoints: [sidecar.addresses.provider!] } },
+      ingress: [{ path: { prefix: "/ws/" }, rewrite: { prefix: "/" }, service: "chat" }],
+      drainTimeout: "1s",
+    });
+    try {
+      const port = gw.addresses.edge!.split(":")[1];
+      const { readFileSync } = await import("node:fs");
+      const ws = new WebSocket(`wss://localhost:${port}/ws/echo`, {
+        protocols: ["chat"],
+        tls: { ca: readFileSync(certs.cert, "utf8") },
+      } as unknown as string[]);
+      await new Promise((resolve, reject) => {
+        ws.onopen = resolve;
+        ws.onerror = () => reject(new Error("open failed"));
+      });
+      expect(ws.protocol).toBe("chat");
+      ws.send("path?");
+      expect(await next(ws)).toBe("/echo"); // /ws/echo rewritten by the ingress rule
+      const closed = new Promise<CloseEvent>((r) => (ws.onclose = r));
+      ws.send("close-me");
+      expect((await closed).code).toBe(4001);
+    } finally {
+      await Promise.all([gw.stop(), sidecar.stop()]);
+      app.stop(true);
+    }
+  });
+});

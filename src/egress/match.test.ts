@@ -12,7 +12,7 @@ describe("egress rules", () => {
   ]);
 
   test("exact names match case-insensitively, on listed ports only", () => {
-    expect(t.match("api.example.com", 8080, "http")).toEqual({ rule: "api", address: "api.example.com:8080" });
+    expect(t.match("api.example.com", 8080, "http")).toMatchObject({ rule: "api", address: "api.example.com:8080", port: 8080 });
     expect(t.match("api.example.com", undefined, "http")?.address).toBe("api.example.com:8080");
     expect(t.match("api.example.com", 80, "http")).toBeUndefined();
     expect(t.match("api.example.com", 8443, "connect")?.rule).toBe("api");

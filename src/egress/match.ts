@@ -3,6 +3,7 @@
  * Mesher matches "*.suffix" with an unescaped regexp (so "*.yahoo.com" also matched
  * "xyahooycom"); here a wildcard is a plain suffix test on a dot boundary.
  */
+import type { RouteDecision } from "../pipeline/types.ts";
 import type { EgressConfig, EgressRule } from "./schema.ts";
 
 export type EgressKind = "http" | "connect";
@@ -12,10 +13,15 @@ export interface EgressMatch {
   rule: string;
   /** "host:port" to dial. */
   address: string;
+  /** The port dialled. */
+  port: number;
+  /** What the egress chain's handlers read (timeout, retry), shared by every call of the rule. */
+  route: RouteDecision;
 }
 
 interface Compiled {
   name: string;
+  route: RouteDecision;
   exact: Set<string>;
   /** ".example.org" for "*.example.org". */
   suffixes: string[];
@@ -40,7 +46,11 @@ function compileRule(rule: EgressRule, i: number): Compiled {
     httpPorts.add(DEFAULT_HTTP);
     connectPorts.add(DEFAULT_CONNECT);
   }
-  return { name: rule.name ?? String(i), exact, suffixes, httpPorts, connectPorts };
+  const name = rule.name ?? String(i);
+  const route: RouteDecision = { name: `egress:${name}` };
+  if (rule.timeout !== undefined) route.timeout = rule.timeout;
+  if (rule.retry) route.retry = rule.retry;
+  return { name, route, exact, suffixes, httpPorts, connectPorts };
 }
 
 export interface EgressTable {
@@ -63,7 +73,7 @@ export function compileEgress(config: EgressConfig): EgressTable {
         // A plain request without a port uses the rule's HTTP port (Mesher: first HTTP port, else 80).
         const p = port ?? (kind === "http" ? (ports.values().next().value ?? DEFAULT_HTTP) : DEFAULT_CONNECT);
         if (!ports.has(p)) continue;
-        return { rule: r.name, address: `${host.includes(":") ? `[${host}]` : host}:${p}` };
+        return { rule: r.name, address: `${host.includes(":") ? `[${host}]` : host}:${p}`, port: p, route: r.route };
       }
       return undefined;
     },

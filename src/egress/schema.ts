@@ -1,5 +1,7 @@
 /** Egress rules: which external hosts the app may reach through its sidecar (Mesher's egress.yaml). */
 import * as v from "valibot";
+import { RetrySchema } from "../handlers/retry/schema.ts";
+import { TimeoutSchema } from "../handlers/timeout/schema.ts";
 
 const d = v.description;
 
@@ -36,6 +38,8 @@ export const EgressRuleSchema = v.strictObject({
     v.pipe(v.array(EgressPortSchema), d("ports the app may reach; none listed: 80 (HTTP) and 443 (CONNECT)")),
     [],
   ),
+  timeout: v.optional(v.pipe(TimeoutSchema, d("timeout of calls to these hosts (plain HTTP; a CONNECT tunnel is opaque)"))),
+  retry: v.optional(v.pipe(RetrySchema, d("retry policy of calls to these hosts (plain HTTP)"))),
 });
 
 const Rules = v.array(EgressRuleSchema);

@@ -67,8 +67,8 @@ export function consumerHandler(rt: Runtime): (req: Request, clientAddress: stri
     }
     // Leaving the mesh: no identity header for strangers. The egressEndpoint handler makes the
     // endpoint from the host and the port chosen here.
-    ctx.port = egress ? egress.address.slice(egress.address.lastIndexOf(":") + 1) : (port ?? "80");
-    ctx.route = { name: egress ? `egress:${egress.rule}` : "egress:allowAll" };
+    ctx.port = egress ? String(egress.port) : (port ?? "80");
+    ctx.route = egress ? { ...egress.route } : { name: "egress:allowAll" };
     return runChain(rt, ctx, pipeline.egress);
   };
 }
