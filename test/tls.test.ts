@@ -139,3 +139,36 @@ describe("WebSocket over a TLS hop", () => {
   });
 });
 
+
+describe("certificate reload with a half-written pair", () => {
+  test("a key that does not match the certificate is not served; the old pair keeps serving until the files agree", async () => {
+    const dir = tempDir();
+    const certs = await makeCert(["localhost"], "p", dir, "first.localhost");
+    const app = startEchoApp("promotion");
+    const b = startSidecar({
+      service: { name: "promotion", ports: { http: app.port! } },
+      listen: { provider: "127.0.0.1:0", tls: { provider: { cert: certs.cert, key: certs.key } } },
+    });
+    const errors: string[] = [];
+    const original = console.error;
+    console.error = (...args: unknown[]) => void errors.push(args.map(String).join(" "));
+    try {
+      const next = await makeCert(["localhost"], "next", tempDir(), "second.localhost");
+      writeFileSync(certs.key, readFileSync(next.key)); // the key alone: the pair does not match
+      for (let i = 0; i < 300 && !errors.some((e) => e.includes("not reloading")); i++) await Bun.sleep(10);
+      expect(errors.join("\n")).toContain("not reloading the certificate");
+      expect(await peerCN(b.addresses.provider!)).toBe("first.localhost");
+      writeFileSync(certs.cert, readFileSync(next.cert)); // now they agree
+      let cn = "";
+      for (let i = 0; i < 300 && cn !== "second.localhost"; i++) {
+        cn = await peerCN(b.addresses.provider!).catch(() => "");
+        if (cn !== "second.localhost") await Bun.sleep(10);
+      }
+      expect(cn).toBe("second.localhost");
+    } finally {
+      console.error = original;
+      await b.stop();
+      app.stop(true);
+    }
+  });
+});
