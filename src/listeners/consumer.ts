@@ -47,7 +47,10 @@ export function consumerHandler(rt: Runtime): (req: Request, clientAddress: stri
     const pipeline = rt.pipeline;
     const service = name.toLowerCase();
     const egress = pipeline.egressTable.match(service, port ? Number(port) : undefined, "http");
-    const inMesh = !egress && pipeline.isService(name);
+    let inMesh = !egress && pipeline.isService(name);
+    // A name neither known nor allowed may still be a service discovery finds on first use.
+    // (With allowAll such a name leaves the mesh without asking: no registry call per request.)
+    if (!egress && !inMesh && !pipeline.egressTable.allowAll) inMesh = await pipeline.discoverService(name);
 
     const headers = stripHopByHop(new Headers(req.headers));
     setForwarded(headers, clientAddress, host, "http");

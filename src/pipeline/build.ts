@@ -20,6 +20,12 @@ export interface Pipeline {
   readonly egressTable: EgressTable;
   /** True when `name` (in any case) is a service this sidecar knows (a cluster exists for it). */
   readonly isService: (name: string) => boolean;
+  /**
+   * Asked before a name that is neither a known service nor egress-allowed is refused: true
+   * when discovery finds the service on demand. (Static clusters only for now; with a
+   * registry resolver, `clusters.discover(name)`.)
+   */
+  readonly discoverService: (name: string) => Promise<boolean>;
   /** This sidecar's identity as the `x-cse-context` header carries it (Mesher's format). */
   readonly identity: string;
   /** Process-wide pieces handlers share (metrics, state kept across reloads). */
@@ -110,6 +116,7 @@ export function buildPipeline(config: ResolvedConfig, clusters: ClusterManager, 
     egress: compose(instantiate(config, clusters, "consumer", config.chains.egress ?? DEFAULT_CHAINS.egress, extras)),
     egressTable: compileEgress(config.egress),
     isService: (name) => clusters.canonicalName(name) !== undefined,
+    discoverService: async (name) => clusters.canonicalName(name) !== undefined,
     identity: identityOf(config),
     extras,
   };
