@@ -102,8 +102,8 @@ async function writeResponse(res: ServerResponse, r: Response): Promise<void> {
       const { value, done } = await reader.read();
       if (done) break;
       if (closed) return void reader.cancel();
-      // Wait for the socket to take each chunk: Bun's res.write() does not report back-pressure
-      // by its return value, and reading on regardless grew RSS by 35 MB for a 100 MB download.
+      // Each chunk waits until the socket has taken it (write callback), not only when write()
+      // returns false: for a 100 MB download that peaked 10-15 MB lower on Bun 1.4.5.
       await new Promise<void>((ok) => {
         wake = ok;
         res.write(value, () => ok());
