@@ -1,7 +1,7 @@
 /**
  * The node:http engine, for the consumer port: it serves plain HTTP proxying (absolute-form
  * URLs as sent), CONNECT tunnels (the app's HTTPS_PROXY) and WebSocket upgrades (raw bytes
- * piped once the chain has chosen an endpoint) on one port. About 0.7x Bun.serve's
+ * piped once the chain has chosen an endpoint) on one port. About two thirds of Bun.serve's
  * throughput here (docs/listeners.md), so only the consumer uses it, and only while CONNECT is on.
  */
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
