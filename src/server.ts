@@ -3,6 +3,7 @@
  * offers reload (swap the pipeline whole) and a graceful stop (drain, then close).
  */
 import type { ResolvedConfig } from "./config/schema.ts";
+import { createDiscovery, type DiscoveryRuntime } from "./discovery/index.ts";
 import { adminApp } from "./listeners/admin.ts";
 import { consumerConnect, consumerHandler } from "./listeners/consumer.ts";
 import { edgeHandler } from "./listeners/edge.ts";
@@ -32,6 +33,8 @@ export interface Mesher {
   readonly addresses: Readonly<Addresses>;
   readonly clusters: ClusterManager;
   readonly runtime: Runtime;
+  /** Discovery and self-registration; undefined without a `registry` in the config. */
+  readonly discovery?: DiscoveryRuntime;
   /** Applies a new resolved config; in-flight requests finish on the old pipeline. */
   reload(config: ResolvedConfig): void;
   /**
@@ -69,6 +72,7 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
     selfAddresses: new Set(),
     inflight: 0,
   };
+  const discovery = createDiscovery(config, clusters, rt.metrics.registryStale);
   extras.metrics.inflight = () => rt.inflight;
   let ready = false;
   const servers: Listener[] = [];
@@ -100,6 +104,7 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
         routeRules: (s) => routeRulesOf(rt.pipeline.config, s),
         reload: options.load && (() => reloadFromSource()),
         breakers: () => breakerStates(extras.store),
+        discovery,
       });
       const admin = serveHttp(config.listen.admin, (req) => app.fetch(req), { ...opts, tls: tls.admin });
       servers.push(admin);
@@ -126,6 +131,7 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
     for (const g of grpcListeners) void g.close(false);
     for (const s of servers) s.stop(true);
     void rt.telemetry.stop();
+    void discovery?.stop();
     throw err;
   }
   for (const a of Object.values(addresses).filter(Boolean)) {
@@ -139,11 +145,13 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
   // Bun.serve counts requests and WebSockets, not sockets: the closest it has to connections.
   extras.metrics.connections = () => servers.reduce((n, s) => n + s.pendingRequests + s.pendingWebSockets, 0);
   ready = true;
+  discovery?.registerSelf(addresses.provider, rt.id.slice(rt.id.lastIndexOf("-") + 1));
 
   function reload(next: ResolvedConfig): void {
     // Build first: a config that fails to compile changes nothing.
     const pipeline = buildPipeline(next, clusters, version + 1, extras);
     clusters.setOrigin("static", staticEndpoints(next));
+    discovery?.reload(next);
     version++;
     rt.pipeline = pipeline;
     rt.telemetry.configure(next);
@@ -174,11 +182,14 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
     addresses,
     clusters,
     runtime: rt,
+    discovery,
     reload,
     reloadFromSource,
     stop() {
       stopping ??= (async () => {
         ready = false;
+        // Deregister first, so callers stop choosing this sidecar while it drains.
+        if (discovery) await discovery.stop();
         const drained = Promise.all([...servers.map((s) => s.stop(false)), ...grpcListeners.map((g) => g.close(true))]);
         let timer: Timer | undefined;
         const timeout = new Promise<void>((r) => (timer = setTimeout(r, rt.pipeline.config.drainTimeout)));

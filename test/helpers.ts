@@ -13,9 +13,9 @@ import { startMesher, type Mesher } from "../src/server.ts";
 export const ROOT = resolve(import.meta.dir, "..");
 export const CLI = join(ROOT, "src/cli.ts");
 
-/** A Bun app on a free port. */
-export function startApp(fetch: (req: Request, server: Server<undefined>) => Response | Promise<Response>): Server<undefined> {
-  return Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout: 0, fetch });
+/** A Bun app on a free port (or on `port`, to bring an app back where it was). */
+export function startApp(fetch: (req: Request, server: Server<undefined>) => Response | Promise<Response>, port = 0): Server<undefined> {
+  return Bun.serve({ hostname: "127.0.0.1", port, idleTimeout: 0, fetch });
 }
 
 /** An app that answers JSON describing what it received (method, path, headers, body size). */

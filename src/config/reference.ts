@@ -65,6 +65,7 @@ function typeName(node: Node): string {
     case "record":
       return `{ [name]: ${typeName(node.value!)} }`;
     case "union":
+    case "variant":
       return [...new Set((node.options as Node[]).map(typeName))].join(" \\| ");
     case "picklist":
       return (node.options as unknown[]).map((o) => JSON.stringify(o)).join(" \\| ");
@@ -112,8 +113,10 @@ function walk(node: Node, path: string, rows: Row[], description?: string, def =
         }
       }
     }
-  } else if (node.type === "union") {
-    for (const o of node.options as Node[]) {
+  } else if (node.type === "union" || node.type === "variant") {
+    // A variant inside a union (registry: one object per kind) lists each kind's fields.
+    const options = (node.options as Node[]).flatMap((o) => (o.type === "variant" ? (o.options as Node[]) : [o]));
+    for (const o of options) {
       if (o.type === "strict_object" || o.type === "object") {
         for (const [k, child] of Object.entries(o.entries!)) walk(child, `${path}.${k}`, rows);
       }

@@ -3,6 +3,7 @@
  * the schema cannot (handler names), apply command-line overrides, freeze.
  */
 import * as v from "valibot";
+import { discoveryProblems } from "../discovery/check.ts";
 import { builtinHandlers } from "../handlers/index.ts";
 import { ConfigError, problemsFromIssues, type ConfigProblem } from "./errors.ts";
 import { ConfigSchema, type ResolvedConfig } from "./schema.ts";
@@ -77,6 +78,7 @@ export function resolveConfig(raw: unknown, overrides: Overrides = {}, source?: 
     problems.push({ path: "listen.provider", value: config.listen.provider, expected: "an address other than listen.consumer" });
   }
   problems.push(...tlsProblems(config));
+  problems.push(...discoveryProblems(config));
   problems.push(...checkRouteRefs(config.services));
   if (problems.length) throw new ConfigError(problems, source);
   return deepFreeze(config);

@@ -9,6 +9,7 @@ import { Duration } from "./duration.ts";
 import { ListenTlsSchema, UpstreamTlsSchema } from "../tls/schema.ts";
 import { EgressSchema } from "../egress/schema.ts";
 import type { Handler, HandlerFactory } from "../pipeline/types.ts";
+import { discoveryEntries } from "../discovery/schema.ts";
 import { RoutesField } from "../handlers/router/schema.ts";
 import { GlobalResilienceEntries, ServiceResilienceEntries } from "../handlers/resilienceSchema.ts";
 import { accessLogKey, tracingKey } from "../telemetry/schema.ts";
@@ -144,6 +145,7 @@ export const ConfigSchema = v.strictObject({
     ),
     {},
   ),
+  ...discoveryEntries,
   drainTimeout: v.optional(
     v.pipe(Duration, d("on SIGTERM, how long in-flight requests may take to finish")),
     "30s",

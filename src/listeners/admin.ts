@@ -4,6 +4,8 @@
  */
 import { Hono } from "hono";
 import pkg from "../../package.json" with { type: "json" };
+import type { DiscoveryRuntime } from "../discovery/index.ts";
+import { registryApi } from "../discovery/registryApi.ts";
 import { isAvailable } from "../upstream/cluster.ts";
 import type { ClusterManager } from "../upstream/clusters.ts";
 import type { Runtime } from "./runtime.ts";
@@ -15,6 +17,8 @@ export interface AdminDeps {
   isReady: () => boolean;
   /** Route rules of a service as the router holds them; undefined when it has none. */
   routeRules?: (service: string) => unknown;
+  /** Discovery, when a registry is configured: /registry and the registry's state on /clusters. */
+  discovery?: DiscoveryRuntime;
   /** Reloads the config from its file; absent when the mesher has no file to reload. */
   reload?: () => Promise<{ ok: true; version: number } | { ok: false; error: string }>;
   /** Circuit breaker states by label ("svc", "svc/host:port"), for /stats. */
@@ -35,7 +39,7 @@ export function maskConfig(value: unknown, key = ""): unknown {
   return out;
 }
 
-export function adminApp({ rt, clusters, isReady, routeRules, reload, breakers }: AdminDeps): Hono {
+export function adminApp({ rt, clusters, isReady, routeRules, reload, breakers, discovery }: AdminDeps): Hono {
   const app = new Hono();
   const started = new Date().toISOString();
 
@@ -78,7 +82,9 @@ export function adminApp({ rt, clusters, isReady, routeRules, reload, breakers }
   );
   app.get("/clusters", (c) => {
     const now = Date.now();
+    const stale = clusters.staleOrigins();
     return c.json({
+      registry: discovery?.status(),
       clusters: clusters.all().map((cl) => ({
         name: cl.name,
         endpoints: cl.endpoints.map((e) => ({
@@ -90,11 +96,13 @@ export function adminApp({ rt, clusters, isReady, routeRules, reload, breakers }
           available: isAvailable(e, now),
           ejected: e.ejectedUntil > now,
           active: e.active,
+          stale: stale.has(e.origin),
         })),
       })),
     });
   });
   app.route("/", statsRoutes(rt, clusters, breakers));
+  if (discovery) app.route("/registry", registryApi(discovery.registry));
   app.notFound((c) => c.json({ error: { code: "not_found", message: `no admin endpoint ${c.req.path}` } }, 404));
   return app;
 }

@@ -22,8 +22,7 @@ export interface Pipeline {
   readonly isService: (name: string) => boolean;
   /**
    * Asked before a name that is neither a known service nor egress-allowed is refused: true
-   * when discovery finds the service on demand. (Static clusters only for now; with a
-   * registry resolver, `clusters.discover(name)`.)
+   * when discovery finds the service on demand (the registry's resolver, if any).
    */
   readonly discoverService: (name: string) => Promise<boolean>;
   /** This sidecar's identity as the `x-cse-context` header carries it (Mesher's format). */
@@ -116,7 +115,7 @@ export function buildPipeline(config: ResolvedConfig, clusters: ClusterManager, 
     egress: compose(instantiate(config, clusters, "consumer", config.chains.egress ?? DEFAULT_CHAINS.egress, extras)),
     egressTable: compileEgress(config.egress),
     isService: (name) => clusters.canonicalName(name) !== undefined,
-    discoverService: async (name) => clusters.canonicalName(name) !== undefined,
+    discoverService: async (name) => clusters.canonicalName(name) !== undefined || (await clusters.discover(name)) !== undefined,
     identity: identityOf(config),
     extras,
   };

@@ -40,6 +40,13 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly #bound = new Map<string, Bound>();
+  /** 1 while a registry is unreachable and its last known endpoints stay in service. */
+  readonly registryStale = new Gauge({
+    name: "mesher_registry_stale",
+    help: "1 while the registry cannot be reached (last known endpoints stay in service)",
+    labelNames: ["registry"],
+    registers: [this.registry],
+  });
   /** Retries, breaker transitions, ejections, rate-limit rejections, injected faults. */
   readonly resilience = new ResilienceMetrics(this.registry);
 

@@ -51,7 +51,8 @@ export const router: HandlerFactory = ({ config, clusters }): Handler => {
         ctx.route = { name: "default" };
       }
     }
-    const cluster = clusters.get(ctx.service);
+    // Names static config does not know are asked of the registry (a bounded wait, then cached).
+    const cluster = clusters.get(ctx.service) ?? (await clusters.discover(ctx.service));
     if (!cluster) {
       throw new MeshError("unknown_service", `no service named "${ctx.service}" is known to this sidecar`);
     }
