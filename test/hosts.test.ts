@@ -43,10 +43,10 @@ describe("Host headers at the consumer listener", () => {
     }
   });
 
-  test("an IPv6 literal is a name like any other: no such service", async () => {
+  test("an IPv6 literal is a name like any other: not a service, and no egress rule allows it", async () => {
     const r = await withHost("[::1]:8091");
-    expect(r.status).toBe(404);
-    expect(r.error).toBe("unknown_service");
+    expect(r.status).toBe(403);
+    expect(r.error).toBe("forbidden");
   });
 
   test("the sidecar's own address in any case is a loop", async () => {

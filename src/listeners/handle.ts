@@ -1,6 +1,7 @@
 import { errorResponse, toMeshError, type MeshError } from "../pipeline/errors.ts";
 import type { Ctx } from "../pipeline/types.ts";
 import type { Runtime } from "./runtime.ts";
+import { upgraderOf } from "./upgrade.ts";
 
 /** Header listing the sidecar sides a request has passed through, to refuse loops. */
 export const VIA_HEADER = "x-mesher-via";
@@ -27,6 +28,7 @@ export function newContext(
     service,
     attempts: 0,
     state: {},
+    upgrade: upgraderOf(req),
   };
 }
 

@@ -7,6 +7,7 @@ import type { ClusterManager } from "../upstream/clusters.ts";
 import type { ResolvedConfig } from "../config/schema.ts";
 import type { FaultOptions } from "../handlers/fault/schema.ts";
 import type { RetryOptions } from "../handlers/retry/schema.ts";
+import type { Upgrader } from "../listeners/upgrade.ts";
 import type { Metrics } from "../telemetry/metrics.ts";
 
 export type Direction = "consumer" | "provider" | "edge";
@@ -75,6 +76,12 @@ export interface Ctx {
   retryEndpoint?: Endpoint;
   /** Upstream attempts made so far. */
   attempts: number;
+
+  /**
+   * Set by the listener when the request asks to switch protocols (WebSocket): the transport
+   * calls it with the chosen endpoint in place of an HTTP exchange.
+   */
+  upgrade?: Upgrader;
 
   /** The response; set by transport or by a handler that answers itself. */
   res?: Response;

@@ -1,11 +1,14 @@
 import { MeshError } from "../../pipeline/errors.ts";
 import type { Handler, HandlerFactory } from "../../pipeline/types.ts";
+import { upstreamTlsByService } from "../../tls/options.ts";
 import { stripHopByHop } from "../../upstream/http.ts";
 
 /** Bun's fetch options beyond the standard ones (not in bun-types 1.4.4). */
 interface BunRequestInit extends RequestInit {
   /** false: pass compressed bodies through as they are. */
   decompress?: boolean;
+  /** TLS to the upstream (CA, client certificate, server name). */
+  tls?: object;
 }
 
 /** Maps a failed fetch to a typed error. */
@@ -32,16 +35,22 @@ function upstreamError(err: unknown, address: string, signal: AbortSignal): Mesh
  * responses pass byte-exact (`decompress: false`); the upstream call is cancelled when
  * `ctx.signal` fires.
  */
-export const transport: HandlerFactory = (): Handler =>
-  async function transport(ctx) {
+export const transport: HandlerFactory = ({ config }): Handler => {
+  const tlsOf = upstreamTlsByService(config);
+  return async function transport(ctx) {
     const endpoint = ctx.endpoint;
     if (!endpoint) throw new MeshError("no_healthy_upstream", `no endpoint chosen for ${ctx.service}`);
     ctx.headers.set("host", endpoint.address);
+    const tls = tlsOf.get(ctx.service)?.();
+    if (ctx.upgrade) {
+      ctx.res = await ctx.upgrade(ctx, endpoint, tls);
+      return;
+    }
     ctx.attempts++;
     endpoint.active++;
     let upstream: Response;
     try {
-      upstream = await fetch(`http://${endpoint.address}${ctx.path}`, <BunRequestInit>{
+      upstream = await fetch(`${tls ? "https" : "http"}://${endpoint.address}${ctx.path}`, <BunRequestInit>{
         method: ctx.method,
         headers: ctx.headers,
         body: ctx.body,
@@ -49,6 +58,7 @@ export const transport: HandlerFactory = (): Handler =>
         decompress: false,
         signal: ctx.signal,
         duplex: "half", // required by the fetch spec for a streamed body
+        tls,
       });
     } catch (err) {
       throw upstreamError(err, endpoint.address, ctx.signal);
@@ -61,3 +71,4 @@ export const transport: HandlerFactory = (): Handler =>
       headers: stripHopByHop(new Headers(upstream.headers)),
     });
   };
+};
