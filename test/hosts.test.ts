@@ -5,9 +5,14 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { curl, startEchoApp, startSidecar } from "./helpers.ts";
 
-describe("Host headers at the consumer listener", () => {
+// Both consumer engines: node:http with CONNECT (the default) and Bun.serve (connect: false).
+describe.each([true, false])("Host headers at the consumer listener (listen.connect: %p)", (connect) => {
   const app = startEchoApp("promotion");
-  const a = startSidecar({ service: { name: "shop" }, services: { promotion: { endpoints: [`127.0.0.1:${app.port}`] } } });
+  const a = startSidecar({
+    service: { name: "shop" },
+    listen: { consumer: "127.0.0.1:0", admin: "127.0.0.1:0", connect },
+    services: { promotion: { endpoints: [`127.0.0.1:${app.port}`] } },
+  });
   const proxy = `http://${a.addresses.consumer}`;
   afterAll(async () => {
     await a.stop();
@@ -32,7 +37,7 @@ describe("Host headers at the consumer listener", () => {
   });
 
   test("a port that is not 1..65535 or a broken IPv6 literal is a bad request, not forwarded", async () => {
-    for (const host of ["promotion:0", "promotion:abc", "promotion:99999", "promotion:-1", "[::1", "[::1]x", "::1", ":80", "."]) {
+    for (const host of ["promotion:0", "promotion:abc", "promotion:99999", "promotion:-1", "[::1", "[::1]x", "::1", ":80", ".", "pro motion"]) {
       const r = await withHost(host);
       expect({ host, status: r.status, error: r.error, code: r.body.error?.code }).toEqual({
         host,

@@ -229,10 +229,20 @@ export function serveNode(host: string, port: number, handler: RequestHandler, o
     if (length > options.maxRequestBodySize) {
       r = errorResponse(new MeshError("bad_request", `request body of ${length} bytes exceeds maxRequestBodySize`, { status: 413 }));
     } else {
+      let request: Request | Response;
       try {
-        r = await handler(toRequest(req, aborter.signal, true), req.socket.remoteAddress ?? "");
+        request = toRequest(req, aborter.signal, true);
       } catch (err) {
-        r = errorResponse(new MeshError("internal", `listener failed: ${(err as Error).message}`));
+        // A Host (or target) no URL can be made of is the client's error, not the listener's.
+        request = errorResponse(new MeshError("bad_request", `invalid Host or request target: ${(err as Error).message}`));
+      }
+      if (request instanceof Response) r = request;
+      else {
+        try {
+          r = await handler(request, req.socket.remoteAddress ?? "");
+        } catch (err) {
+          r = errorResponse(new MeshError("internal", `listener failed: ${(err as Error).message}`));
+        }
       }
     }
     await writeResponse(res, r);

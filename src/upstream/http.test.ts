@@ -32,7 +32,7 @@ test("splitHost and originForm", () => {
   expect(parseHost("[::1]:80")).toEqual(["::1", "80"]);
   expect(parseHost("Shop.:8080")).toEqual(["Shop", "8080"]);
   expect(parseHost("shop:")).toEqual(["shop", undefined]);
-  for (const bad of ["", ":80", ".", "shop:0", "shop:65536", "shop:8x", "shop:1:2", "::1", "[::1", "[::1]8"]) {
+  for (const bad of ["", ":80", ".", "shop:0", "shop:65536", "shop:8x", "shop:1:2", "::1", "[::1", "[::1]8", "a b", "a/b:80", "u@shop", "[a b]:80"]) {
     expect(parseHost(bad)).toBeUndefined();
   }
   expect(originForm("http://shop:8080/a/b?x=1")).toBe("/a/b?x=1");

@@ -61,11 +61,13 @@ export function parseHost(host: string): [name: string, port: string | undefined
     name = host.slice(1, end);
     rest = host.slice(end + 1);
     if (rest && !rest.startsWith(":")) return undefined;
+    if (!IP_LITERAL_RE.test(name)) return undefined;
   } else {
     const i = host.indexOf(":");
     name = i < 0 ? host : host.slice(0, i);
     rest = i < 0 ? "" : host.slice(i);
     if (name.endsWith(".")) name = name.slice(0, -1);
+    if (!REG_NAME_RE.test(name)) return undefined;
   }
   if (!name) return undefined;
   const port = rest.slice(1);
@@ -75,6 +77,10 @@ export function parseHost(host: string): [name: string, port: string | undefined
 }
 
 const PORT_RE = /^\d{1,5}$/;
+/** RFC 3986 reg-name (and IPv4) characters: no spaces, slashes, "@" and such. */
+const REG_NAME_RE = /^[A-Za-z0-9\-._~!$&'()*+,;=%]+$/;
+/** What may sit between the brackets of an IP literal (IPv6, a zone id, IPvFuture). */
+const IP_LITERAL_RE = /^[A-Za-z0-9:.%_~\-]+$/;
 
 /** Origin-form path and query of a request URL ("/items?x=1"). */
 export function originForm(url: string): string {
