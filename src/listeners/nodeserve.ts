@@ -32,7 +32,10 @@ function pullStream(req: IncomingMessage): ReadableStream<Uint8Array> {
         c.enqueue(value as Uint8Array);
       },
       cancel() {
-        req.destroy();
+        // The upstream stopped reading (it may have answered early, say 401 or 413): discard
+        // the rest of the upload rather than destroy the socket, so the answer still reaches
+        // the client. (Destroying made Bun's node:http flush a bare "200 OK" and reset.)
+        req.resume();
       },
     },
     { highWaterMark: 0 },
@@ -102,17 +105,27 @@ function counted(bytes: number): void {
 const SMALL_BODY = 64 * 1024;
 
 async function writeResponse(res: ServerResponse, r: Response): Promise<void> {
-  res.writeHead(r.status, r.statusText || undefined, nodeHeaders(r.headers));
-  if (!r.body) return void res.end();
+  if (!r.body) {
+    res.writeHead(r.status, r.statusText || undefined, nodeHeaders(r.headers));
+    return void res.end();
+  }
   const length = Number(r.headers.get("content-length") ?? -1);
   if (length >= 0 && length <= SMALL_BODY) {
-    // The common small response: one write, no per-chunk wait for the socket.
+    // The common small response: one write, no per-chunk wait for the socket. The body is read
+    // before the head goes out, so an upstream that breaks off still gets a proper 502.
+    let bytes: Uint8Array;
     try {
-      return void res.end(new Uint8Array(await r.arrayBuffer()));
+      bytes = new Uint8Array(await r.arrayBuffer());
     } catch {
-      return void res.destroy();
+      return writeResponse(res, errorResponse(new MeshError("upstream_reset", "the upstream closed the connection before the whole response")));
     }
+    res.writeHead(r.status, r.statusText || undefined, nodeHeaders(r.headers));
+    return void res.end(bytes);
   }
+  res.writeHead(r.status, r.statusText || undefined, nodeHeaders(r.headers));
+  // Out now: if the upstream breaks before the first chunk, destroy() must cut a response the
+  // client has begun, not let Bun's node:http send a bare "200 OK" that ends cleanly.
+  res.flushHeaders();
   const reader = r.body.getReader();
   let closed = false;
   let wake: (() => void) | undefined;
@@ -246,6 +259,12 @@ export function serveNode(host: string, port: number, handler: RequestHandler, o
       }
     }
     await writeResponse(res, r);
+    // An upload the upstream never read (it answered early): once the answer is out, close the
+    // connection rather than keep draining the rest (pullStream's cancel resumed it).
+    if (!req.complete) {
+      if (res.writableFinished) req.destroy();
+      else res.once("finish", () => req.destroy());
+    }
   };
   const server = options.tls ? https.createServer(serverTlsOptions(options.tls), onRequest) : http.createServer(onRequest);
   const sockets = new Set<Socket>();
