@@ -104,6 +104,20 @@ describe("error codes", () => {
     }
   });
 
+  test("TRACE is refused with 405 (as nginx does) on both engines, not left hanging", async () => {
+    const plain = startSidecar({ service: { name: "shop" }, listen: { consumer: "127.0.0.1:0", admin: false, connect: false }, services: { hanging: { endpoints: ["127.0.0.1:1"] } } });
+    try {
+      for (const p of [proxy, `http://${plain.addresses.consumer}`]) {
+        const r = await curl(["-i", "--max-time", "5", "-X", "TRACE", "-x", p, "http://refused/x"]);
+        expect(r.status).toBe(405);
+        expect(r.body.toLowerCase()).toContain("x-mesher-error: bad_request");
+        expect(JSON.parse(r.body.slice(r.body.indexOf("\r\n\r\n") + 4)).error.code).toBe("bad_request");
+      }
+    } finally {
+      await plain.stop();
+    }
+  });
+
   test("no response in time: 504 upstream_timeout", async () => {
     await expectError(await viaProxy(proxy, "http://hanging/x"), 504, "upstream_timeout");
   });

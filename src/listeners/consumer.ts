@@ -33,6 +33,11 @@ export function consumerHandler(rt: Runtime): (req: Request, clientAddress: stri
         new MeshError("bad_request", "CONNECT is switched off on this listener (listen.connect: false)", { status: 405 }),
       );
     }
+    if (req.method === "TRACE") {
+      // Echoing the request back would expose credentials (cross-site tracing); nginx answers
+      // 405 too. (Forwarded, the node engine also sent its head without the body and hung.)
+      return errorResponse(new MeshError("bad_request", "TRACE is not forwarded by this sidecar", { status: 405 }));
+    }
     const host = req.headers.get("host");
     if (!host) {
       return errorResponse(new MeshError("bad_request", "no destination: call http://<service>/<path> with this sidecar as HTTP_PROXY"));
