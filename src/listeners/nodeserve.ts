@@ -58,7 +58,13 @@ function toRequest(req: IncomingMessage, signal: AbortSignal | undefined, withBo
   } else {
     url = `http://${headers.get("host") ?? "localhost"}${url}`;
   }
-  const hasBody = withBody && (req.headers["content-length"] ? req.headers["content-length"] !== "0" : !!req.headers["transfer-encoding"]);
+  // A GET/HEAD body is dropped, as Bun.serve does: Bun's fetch refuses to send one (the
+  // unread bytes close the connection after the answer, see onRequest).
+  const hasBody =
+    withBody &&
+    req.method !== "GET" &&
+    req.method !== "HEAD" &&
+    (req.headers["content-length"] ? req.headers["content-length"] !== "0" : !!req.headers["transfer-encoding"]);
   return new Request(url, {
     method: req.method,
     headers,
