@@ -110,6 +110,9 @@ function counted(bytes: number): void {
 /** Bodies of known length up to this are read whole and written in one call. */
 const SMALL_BODY = 64 * 1024;
 
+/** How long an unread upload is drained after the answer before the connection is closed. */
+const LINGER_MS = 1000;
+
 async function writeResponse(res: ServerResponse, r: Response): Promise<void> {
   if (!r.body) {
     res.writeHead(r.status, r.statusText || undefined, nodeHeaders(r.headers));
@@ -265,11 +268,19 @@ export function serveNode(host: string, port: number, handler: RequestHandler, o
       }
     }
     await writeResponse(res, r);
-    // An upload the upstream never read (it answered early): once the answer is out, close the
-    // connection rather than keep draining the rest (pullStream's cancel resumed it).
+    // An upload the upstream never read (it answered early): pullStream's cancel discards the
+    // rest. Once the answer is out, linger a moment before closing (as nginx's lingering close):
+    // closing with unread bytes sends a reset that can destroy the answer before the client
+    // reads it.
     if (!req.complete) {
-      if (res.writableFinished) req.destroy();
-      else res.once("finish", () => req.destroy());
+      const linger = () => {
+        const timer = setTimeout(() => req.destroy(), LINGER_MS);
+        const done = () => clearTimeout(timer);
+        req.once("end", done);
+        req.socket.once("close", done);
+      };
+      if (res.writableFinished) linger();
+      else res.once("finish", linger);
     }
   };
   const server = options.tls ? https.createServer(serverTlsOptions(options.tls), onRequest) : http.createServer(onRequest);
