@@ -28,8 +28,6 @@ import { grpcTransport, SessionPool } from "./grpcTransport.ts";
 import { newContext, runChain, VIA_HEADER, viaContains } from "./handle.ts";
 import type { Runtime } from "./runtime.ts";
 
-export { GrpcStatus, grpcErrorTrailers, grpcStatusOf, httpStatusOfGrpc, parseGrpcTimeout } from "./grpcStatus.ts";
-
 type Side = "consumer" | "provider";
 type Chain = (ctx: Ctx) => Promise<void>;
 
