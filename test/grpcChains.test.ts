@@ -8,7 +8,9 @@ import * as grpc from "@grpc/grpc-js";
 import http2 from "node:http2";
 import type { Mesher } from "../src/server.ts";
 import { closedPort, echoClient, startGrpcApp, unary, type GrpcApp, type Reply } from "./grpcApp.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
 import { startSidecar } from "./helpers.ts";
+import { startOtlpReceiver } from "./receivers/otlp.ts";
 
 /** One EchoReply { text, served_by } as a gRPC length-prefixed message (hand-encoded protobuf). */
 function framedReply(text: string, servedBy: string): Uint8Array<ArrayBuffer> {
@@ -68,6 +70,7 @@ describe("gRPC through the handler chains: client -> A (grpc) -> B1/B2 (grpcProv
           ],
         },
         balanced: { grpcEndpoints: both },
+        hashed: { grpcEndpoints: both, loadBalancer: { kind: "consistentHash", header: "x-user" } },
         weighted: { grpcEndpoints: both, routes: [{ route: [{ tags: { version: "v1" }, weight: 75 }, { tags: { version: "v2" }, weight: 25 }] }] },
         limited: { grpcEndpoints: [b1.addresses.grpcProvider!], rateLimit: { rate: 0.001, burst: 2 } },
         dead: {
@@ -141,6 +144,14 @@ describe("gRPC through the handler chains: client -> A (grpc) -> B1/B2 (grpcProv
     const weighted = await servedBy(clientFor("weighted"), 8);
     expect(weighted.filter((s) => s === "v1")).toHaveLength(6);
     expect(weighted.filter((s) => s === "v2")).toHaveLength(2);
+  });
+
+  test("the service's loadBalancer applies: consistent hashing on a metadata value keeps a user on one app", async () => {
+    const client = clientFor("hashed");
+    for (const user of ["alice", "bob", "carol"]) {
+      const by = await servedBy(client, 6, { "x-user": user });
+      expect(new Set(by).size).toBe(1);
+    }
   });
 
   test("over the consumer rate limit a call gets RESOURCE_EXHAUSTED, in trailers", async () => {
@@ -247,6 +258,28 @@ describe("gRPC through the handler chains: client -> A (grpc) -> B1/B2 (grpcProv
     expect(v1.cancelled).toContain("too-slow");
   });
 
+  test("a reload swaps the gRPC chains: a new route rule applies to the next call", async () => {
+    const endpoints = [
+      { address: b1.addresses.grpcProvider!, tags: { version: "v1" } },
+      { address: b2.addresses.grpcProvider!, tags: { version: "v2" } },
+    ];
+    const config = (version: string) => ({
+      service: { name: "shop" },
+      listen: { consumer: "127.0.0.1:0", grpc: "127.0.0.1:0" },
+      services: { greeter: { grpcEndpoints: endpoints, routes: [{ route: [{ tags: { version } }] }] } },
+    });
+    const m = startSidecar(config("v1"));
+    const client = echoClient(m.addresses.grpc!, "greeter");
+    try {
+      expect(await servedBy(client, 2)).toEqual(["v1", "v1"]);
+      m.reload(resolveConfig(config("v2")));
+      expect(await servedBy(client, 2)).toEqual(["v2", "v2"]);
+    } finally {
+      client.close();
+      await m.stop();
+    }
+  });
+
   test("calls are in the metrics like HTTP requests: by route and endpoint, refusals by error code, gRPC status mapped to a class", async () => {
     const text = await (await fetch(`http://${a.addresses.admin}/v1/mesher/metrics`)).text();
     const count = (labels: string) => {
@@ -259,5 +292,39 @@ describe("gRPC through the handler chains: client -> A (grpc) -> B1/B2 (grpcProv
     expect(count(`service="dead",status_class="5xx",error_code="upstream_connect_failure"`)).toBe(3);
     expect(count(`service="greeter",route="0",endpoint="${b2.addresses.grpcProvider}",status_class="2xx"`)).toBe(4);
     expect(count(`service="slow",status_class="5xx",error_code="upstream_timeout"`)).toBe(1);
+  });
+});
+
+describe("gRPC calls are traced like HTTP requests", () => {
+  test("one call gives a client span on the caller's sidecar and a server span on the provider's, in one trace", async () => {
+    const otlp = await startOtlpReceiver();
+    const app = await startGrpcApp("traced");
+    const tracing = { sampler: 1, flushInterval: "200ms", otlp: { endpoint: otlp.url } };
+    const b = startSidecar({ service: { name: "greeter", ports: { grpc: app.port } }, listen: { grpcProvider: "127.0.0.1:0" }, tracing });
+    const a = startSidecar({
+      service: { name: "shop" },
+      listen: { grpc: "127.0.0.1:0" },
+      services: { greeter: { grpcEndpoints: [b.addresses.grpcProvider!] } },
+      tracing,
+    });
+    const client = echoClient(a.addresses.grpc!, "greeter");
+    try {
+      expect((await unary(client, { text: "t" })).err).toBeUndefined();
+      const spans = await otlp.waitFor((s) => s.length >= 2);
+      const out = spans.find((s) => s.service === "shop")!;
+      const inbound = spans.find((s) => s.service === "greeter")!;
+      expect(out.kind).toBe("SPAN_KIND_CLIENT");
+      expect(inbound.kind).toBe("SPAN_KIND_SERVER");
+      expect(inbound.traceId).toBe(out.traceId);
+      expect(inbound.parentSpanId).toBe(out.spanId); // traceparent travelled as gRPC metadata
+      expect(out.attributes["url.path"]).toBe("/mesher.test.Echo/Unary");
+      expect(out.attributes["mesher.cluster"]).toBe("grpc:greeter");
+      expect(out.attributes["http.response.status_code"]).toBe(200);
+    } finally {
+      client.close();
+      await Promise.all([a.stop(), b.stop()]);
+      app.stop();
+      await otlp.stop();
+    }
   });
 });
