@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as grpc from "@grpc/grpc-js";
 import http2 from "node:http2";
 import type { Mesher } from "../src/server.ts";
-import { closedPort, echoClient, startGrpcApp, unary, type GrpcApp, type Reply } from "./grpcApp.ts";
+import { closedPort, echoClient, startGrpcApp, unary, type GrpcApp, type Reply, type Req } from "./grpcApp.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
 import { startSidecar } from "./helpers.ts";
 import { startOtlpReceiver } from "./receivers/otlp.ts";
@@ -210,6 +210,16 @@ describe("gRPC through the handler chains: client -> A (grpc) -> B1/B2 (grpcProv
     }
     expect(codes.slice(0, 3)).toEqual(["upstream_connect_failure", "upstream_connect_failure", "upstream_connect_failure"]);
     expect(codes.slice(3)).toEqual(["circuit_open", "circuit_open", "circuit_open"]);
+
+    // A client-streaming call gets the refusal while it is still sending.
+    const err = await new Promise<grpc.ServiceError>((resolve, reject) => {
+      const call = (client as unknown as Record<string, Function>).ClientStream!((e: grpc.ServiceError | null) =>
+        e ? resolve(e) : reject(new Error("the call succeeded")),
+      ) as grpc.ClientWritableStream<Partial<Req>>;
+      call.write({ text: "a" });
+    });
+    expect(err.code).toBe(grpc.status.UNAVAILABLE);
+    expect(err.metadata.get("x-mesher-error")).toEqual(["circuit_open"]);
   });
 
   test("UNAVAILABLE from the app counts against the breaker; once open, calls no longer reach the app", async () => {
@@ -250,6 +260,21 @@ describe("gRPC through the handler chains: client -> A (grpc) -> B1/B2 (grpcProv
     expect(results.slice(2).every((r) => r.reply?.servedBy === "v2")).toBe(true);
   });
 
+  test("the timeout also ends a stream that has started: messages, then DEADLINE_EXCEEDED in trailers", async () => {
+    const bidi = (clientFor("slow") as unknown as Record<string, Function>).Bidi!() as grpc.ClientDuplexStream<Partial<Req>, Reply>;
+    const replies: string[] = [];
+    const err = await new Promise<grpc.ServiceError>((resolve) => {
+      bidi.on("data", (r: Reply) => replies.push(r.text));
+      bidi.on("error", resolve);
+      bidi.write({ text: "one" }); // answered at once; then the stream stays open past the 200 ms timeout
+    });
+    expect(replies).toEqual(["ONE"]);
+    expect(err.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(err.metadata.get("x-mesher-error")).toEqual(["upstream_timeout"]);
+    for (let i = 0; i < 100 && !v1.cancelled.includes("bidi"); i++) await Bun.sleep(20);
+    expect(v1.cancelled).toContain("bidi");
+  });
+
   test("the service's timeout bounds the call: DEADLINE_EXCEEDED, and the app sees the call cancelled", async () => {
     const { err } = await unary(clientFor("slow"), { text: "too-slow", delayMs: 5000 });
     expect(err!.code).toBe(grpc.status.DEADLINE_EXCEEDED);
@@ -288,10 +313,10 @@ describe("gRPC through the handler chains: client -> A (grpc) -> B1/B2 (grpcProv
     };
     // Rate limited: RESOURCE_EXHAUSTED counts as 429; the breaker's refusals and dead endpoints as 503.
     expect(count(`service="limited",status_class="4xx",error_code="rate_limited"`)).toBe(2); // the grpc-js call and the raw one
-    expect(count(`service="dead",status_class="5xx",error_code="circuit_open"`)).toBe(3);
+    expect(count(`service="dead",status_class="5xx",error_code="circuit_open"`)).toBe(4);
     expect(count(`service="dead",status_class="5xx",error_code="upstream_connect_failure"`)).toBe(3);
     expect(count(`service="greeter",route="0",endpoint="${b2.addresses.grpcProvider}",status_class="2xx"`)).toBe(4);
-    expect(count(`service="slow",status_class="5xx",error_code="upstream_timeout"`)).toBe(1);
+    expect(count(`service="slow",status_class="5xx",error_code="upstream_timeout"`)).toBe(2);
   });
 });
 
