@@ -70,6 +70,8 @@ describe("gRPC through the handler chains: client -> A (grpc) -> B1/B2 (grpcProv
           ],
         },
         balanced: { grpcEndpoints: both },
+        // Weights under 100: the rest goes to the newest version of the gRPC endpoints (v2).
+        newest: { grpcEndpoints: both, routes: [{ route: [{ tags: { version: "v1" }, weight: 50 }] }] },
         hashed: { grpcEndpoints: both, loadBalancer: { kind: "consistentHash", header: "x-user" } },
         weighted: { grpcEndpoints: both, routes: [{ route: [{ tags: { version: "v1" }, weight: 75 }, { tags: { version: "v2" }, weight: 25 }] }] },
         limited: { grpcEndpoints: [b1.addresses.grpcProvider!], rateLimit: { rate: 0.001, burst: 2 } },
@@ -136,7 +138,7 @@ describe("gRPC through the handler chains: client -> A (grpc) -> B1/B2 (grpcProv
     expect(by).toEqual(["v2", "v2", "v2"]);
   });
 
-  test("without rules calls alternate over the two apps (round-robin); weights by tags split 75/25", async () => {
+  test("without rules calls alternate over the two apps (round-robin); weights by tags split 75/25, the rest of weights under 100 goes to the latest version", async () => {
     const rr = await servedBy(clientFor("balanced"), 10);
     expect(rr.filter((s) => s === "v1")).toHaveLength(5);
     expect(rr.filter((s) => s === "v2")).toHaveLength(5);
@@ -144,6 +146,7 @@ describe("gRPC through the handler chains: client -> A (grpc) -> B1/B2 (grpcProv
     const weighted = await servedBy(clientFor("weighted"), 8);
     expect(weighted.filter((s) => s === "v1")).toHaveLength(6);
     expect(weighted.filter((s) => s === "v2")).toHaveLength(2);
+    expect((await servedBy(clientFor("newest"), 4)).sort()).toEqual(["v1", "v1", "v2", "v2"]);
   });
 
   test("the service's loadBalancer applies: consistent hashing on a metadata value keeps a user on one app", async () => {

@@ -14,11 +14,12 @@
  */
 import http2 from "node:http2";
 import { DEFAULT_CHAINS } from "../handlers/index.ts";
+import { LATEST, latestResolver } from "../handlers/router/latest.ts";
 import { withDeadline } from "../handlers/timeout/deadline.ts";
 import { IDENTITY_HEADER, instantiate, parseIdentity, type Pipeline } from "../pipeline/build.ts";
 import { compose } from "../pipeline/compose.ts";
 import { MeshError } from "../pipeline/errors.ts";
-import type { Ctx, Direction, Handler } from "../pipeline/types.ts";
+import type { Ctx, Handler } from "../pipeline/types.ts";
 import { makeEndpoint, splitAddress, type Endpoint } from "../upstream/cluster.ts";
 import type { ClusterManager } from "../upstream/clusters.ts";
 import { splitHost } from "../upstream/http.ts";
@@ -39,8 +40,13 @@ export function grpcClusterName(service: string): string {
   return `grpc:${service}`;
 }
 
-/** After the router: the call goes to the gRPC cluster of the service the route chose. */
+/**
+ * After the router: the call goes to the gRPC cluster of the service the route chose. A
+ * `version: latest` the router could not resolve (the service has no HTTP endpoints) is
+ * resolved on the gRPC cluster.
+ */
 function grpcCluster(clusters: ClusterManager): Handler {
+  const latest = latestResolver();
   return async function grpcCluster(ctx, next) {
     ctx.service = clusters.canonicalName(ctx.service) ?? ctx.service;
     const cluster = clusters.get(grpcClusterName(ctx.service));
@@ -50,6 +56,8 @@ function grpcCluster(clusters: ClusterManager): Handler {
         : new MeshError("unknown_service", `no service named "${ctx.service}" is known to this sidecar`);
     }
     ctx.cluster = cluster;
+    const tags = ctx.route?.tags;
+    if (tags?.version === LATEST) ctx.route!.tags = { ...tags, version: latest(cluster) };
     return next();
   };
 }
@@ -61,7 +69,7 @@ function grpcCluster(clusters: ClusterManager): Handler {
 export function buildGrpcChain(pipeline: Pipeline, clusters: ClusterManager, side: Side, terminal: Handler): Chain {
   const config = pipeline.config;
   const entries = (config.chains[side] ?? DEFAULT_CHAINS[side]).filter((e) => typeof e !== "string" || !NOT_FOR_GRPC.has(e));
-  const make = (list: readonly (string | Handler)[]) => instantiate(config, clusters, side as Direction, list, pipeline.extras);
+  const make = (list: readonly (string | Handler)[]) => instantiate(config, clusters, side, list, pipeline.extras);
   if (side === "provider") return compose([...make(entries), terminal]);
   const r = entries.indexOf("router");
   return compose([...make(entries.slice(0, r + 1)), grpcCluster(clusters), ...make(entries.slice(r + 1)), terminal]);
