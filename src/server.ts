@@ -7,7 +7,7 @@ import { createDiscovery, type DiscoveryRuntime } from "./discovery/index.ts";
 import { adminApp } from "./listeners/admin.ts";
 import { consumerConnect, consumerHandler } from "./listeners/consumer.ts";
 import { edgeHandler } from "./listeners/edge.ts";
-import { consumerGrpcRoute, providerGrpcRoute, serveGrpc, type GrpcListener } from "./listeners/grpc.ts";
+import { serveGrpc, type GrpcListener } from "./listeners/grpc.ts";
 import { DEFAULT_GRPC_ADDRESS } from "./listeners/ingressSchema.ts";
 import { providerHandler } from "./listeners/provider.ts";
 import type { Runtime } from "./listeners/runtime.ts";
@@ -118,12 +118,12 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
     }
     if (config.listen.grpc) {
       const address = config.listen.grpc === true ? DEFAULT_GRPC_ADDRESS : config.listen.grpc;
-      const g = serveGrpc(address, rt, "consumer", consumerGrpcRoute(clusters));
+      const g = serveGrpc(address, rt, "consumer", clusters);
       grpcListeners.push(g);
       addresses.grpc = g.address;
     }
     if (config.listen.grpcProvider) {
-      const g = serveGrpc(config.listen.grpcProvider, rt, "provider", providerGrpcRoute(rt));
+      const g = serveGrpc(config.listen.grpcProvider, rt, "provider", clusters);
       grpcListeners.push(g);
       addresses.grpcProvider = g.address;
     }
