@@ -7,7 +7,7 @@ import { createDiscovery, type DiscoveryRuntime } from "./discovery/index.ts";
 import { adminApp } from "./listeners/admin.ts";
 import { consumerConnect, consumerHandler } from "./listeners/consumer.ts";
 import { edgeHandler } from "./listeners/edge.ts";
-import { consumerGrpcRoute, providerGrpcRoute, serveGrpc, type GrpcListener } from "./listeners/grpc.ts";
+import { serveGrpc, type GrpcListener } from "./listeners/grpc.ts";
 import { DEFAULT_GRPC_ADDRESS } from "./listeners/ingressSchema.ts";
 import { providerHandler } from "./listeners/provider.ts";
 import type { Runtime } from "./listeners/runtime.ts";
@@ -16,6 +16,7 @@ import { routeRulesOf } from "./handlers/router/index.ts";
 import { buildPipeline, staticEndpoints } from "./pipeline/build.ts";
 import { StateStore } from "./pipeline/store.ts";
 import { breakerStates } from "./handlers/circuitBreaker/index.ts";
+import { servesConnect } from "./egress/match.ts";
 import { Telemetry } from "./telemetry/index.ts";
 import { Metrics } from "./telemetry/metrics.ts";
 import { ClusterManager } from "./upstream/clusters.ts";
@@ -86,7 +87,7 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
       const consumer = serveHttp(config.listen.consumer, consumerHandler(rt), {
         ...opts,
         tls: tls.consumer,
-        connect: config.listen.connect ? consumerConnect(rt) : undefined,
+        connect: servesConnect(config.listen.connect, config.egress) ? consumerConnect(rt) : undefined,
       });
       servers.push(consumer);
       addresses.consumer = boundAddress(consumer);
@@ -118,12 +119,12 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
     }
     if (config.listen.grpc) {
       const address = config.listen.grpc === true ? DEFAULT_GRPC_ADDRESS : config.listen.grpc;
-      const g = serveGrpc(address, rt, "consumer", consumerGrpcRoute(clusters));
+      const g = serveGrpc(address, rt, "consumer", clusters);
       grpcListeners.push(g);
       addresses.grpc = g.address;
     }
     if (config.listen.grpcProvider) {
-      const g = serveGrpc(config.listen.grpcProvider, rt, "provider", providerGrpcRoute(rt));
+      const g = serveGrpc(config.listen.grpcProvider, rt, "provider", clusters);
       grpcListeners.push(g);
       addresses.grpcProvider = g.address;
     }
@@ -154,6 +155,9 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
     discovery?.reload(next);
     version++;
     rt.pipeline = pipeline;
+    if (servesConnect(next.listen.connect, next.egress) && !servesConnect(config.listen.connect, config.egress)) {
+      console.warn("mesher: the new egress rules allow CONNECT, but the consumer listener started without it: restart to serve CONNECT");
+    }
     rt.telemetry.configure(next);
     extras.store.sweep();
   }

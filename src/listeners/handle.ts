@@ -33,10 +33,16 @@ export function newContext(
 }
 
 /**
- * Runs a chain and turns whatever it threw into the JSON error response. The only place a
- * MeshError becomes HTTP on the data path.
+ * Runs a chain and turns whatever it threw into the JSON error response (or what `toResponse`
+ * makes of it: the gRPC listeners answer in gRPC statuses). The only place a MeshError
+ * becomes HTTP on the data path.
  */
-export async function runChain(rt: Runtime, ctx: Ctx, chain: (ctx: Ctx) => Promise<void>): Promise<Response> {
+export async function runChain(
+  rt: Runtime,
+  ctx: Ctx,
+  chain: (ctx: Ctx) => Promise<void>,
+  toResponse: (err: MeshError, ctx: Ctx) => Response = errorResponse,
+): Promise<Response> {
   rt.inflight++;
   const hop = rt.telemetry.begin(ctx);
   let res: Response;
@@ -47,7 +53,7 @@ export async function runChain(rt: Runtime, ctx: Ctx, chain: (ctx: Ctx) => Promi
     res = ctx.res;
   } catch (err) {
     error = toMeshError(err);
-    res = ctx.res = errorResponse(error);
+    res = ctx.res = toResponse(error, ctx);
   } finally {
     rt.inflight--;
   }

@@ -63,6 +63,8 @@ export interface Ctx {
 
   /** The destination service (the cluster name). */
   service: string;
+  /** Set on gRPC calls (the gRPC listeners): `body` is null, the call streams outside the chain. */
+  protocol?: "grpc";
   /** The port the caller named in its URL, carried to the provider as X-Forwarded-Port. */
   port?: string;
   /** The caller, when known. */
