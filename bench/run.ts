@@ -1,0 +1,234 @@
+/**
+ * `bun run bench`: the app reached directly, through one mesher hop, through two hops
+ * (consumer sidecar -> provider sidecar) and through nginx (one worker, upstream keep-alive),
+ * measured in ONE interleaved run on this machine, so the ratios are fair even when the
+ * machine's speed drifts. Closed-loop with wrk, then open-loop at a fixed rate with
+ * bench/loadgen.ts (wrk2 is not in Debian). See bench/NOTES.md and docs/perf.md.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { cpuSeconds, peakRssMB, ROOT, socketCount, startApp, startMesher, startNginx, stopAll, type Proc } from "./procs.ts";
+
+const HELP = `bun run bench [-- options]
+
+  --duration S      seconds per closed-loop (wrk) measurement (default 5)
+  --rounds N        interleaved rounds; each row's figures are the median (default 2)
+  --warmup S        seconds of wrk per row before measuring (default 2; Bun's first run has a tail)
+  --connections N   wrk connections (default 32)
+  --threads N       wrk threads (default 1)
+  --rate R          fixed-rate mode: requests/s (default 3000; 0 skips the mode)
+  --fixed S         seconds per fixed-rate measurement (default 5)
+  --rows LIST       rows to run, comma list of direct,one,two,nginx (default all)
+  --smoke           a few seconds in all: 1 s per row, no warm-up, 500 req/s (for the test)
+  --cpu-prof        run the meshers with bun --cpu-prof (profiles written to bench/profiles)
+`;
+
+const { values: o } = parseArgs({
+  options: {
+    duration: { type: "string", default: "5" },
+    rounds: { type: "string", default: "2" },
+    warmup: { type: "string", default: "2" },
+    connections: { type: "string", default: "32" },
+    threads: { type: "string", default: "1" },
+    rate: { type: "string", default: "3000" },
+    fixed: { type: "string", default: "5" },
+    rows: { type: "string", default: "direct,one,two,nginx" },
+    smoke: { type: "boolean", default: false },
+    "cpu-prof": { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (o.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+if (o.smoke) Object.assign(o, { duration: "1", rounds: "1", warmup: "0", rate: "500", fixed: "1" });
+const duration = Number(o.duration);
+const rounds = Number(o.rounds);
+const warmup = Number(o.warmup);
+const rate = Number(o.rate);
+const fixed = Number(o.fixed);
+const wanted = new Set(o.rows.split(","));
+
+interface Row {
+  key: string;
+  label: string;
+  /** Where wrk connects, and the Host it sends. */
+  address: string;
+  host: string;
+  /** Processes whose CPU and memory are the proxy's (empty for direct). */
+  proxies: Proc[];
+  closed: { rps: number; p50: number; p99: number; errors: number; cpu: number }[];
+  fixed: { rate: number; p50: number; p99: number; errors: number; cpu: number }[];
+}
+
+const dir = mkdtempSync(join(tmpdir(), "mesher-bench-"));
+process.on("exit", () => {
+  stopAll();
+  rmSync(dir, { recursive: true, force: true });
+});
+process.on("SIGINT", () => process.exit(130));
+
+const profArgs = o["cpu-prof"] ? ["--cpu-prof", "--cpu-prof-dir", join(ROOT, "bench/profiles")] : [];
+const app = await startApp();
+const rows: Row[] = [];
+const row = (key: string, label: string, address: string, host: string, proxies: Proc[]) => {
+  if (wanted.has(key)) rows.push({ key, label, address, host, proxies, closed: [], fixed: [] });
+};
+row("direct", "app direct", app.address, "app", []);
+if (wanted.has("one")) {
+  const one = await startMesher("one", dir, {
+    service: { name: "bench" },
+    listen: { consumer: "127.0.0.1:0", admin: false },
+    services: { app: { endpoints: [app.address] } },
+  }, profArgs);
+  row("one", "mesher, 1 hop", one.address, "app", [one]);
+}
+if (wanted.has("two")) {
+  const provider = await startMesher("provider", dir, {
+    service: { name: "app", ports: { http: Number(app.address.split(":")[1]) } },
+    listen: { consumer: "127.0.0.1:0", provider: "127.0.0.1:0", admin: false },
+  }, profArgs);
+  const consumer = await startMesher("consumer", dir, {
+    service: { name: "bench" },
+    listen: { consumer: "127.0.0.1:0", admin: false },
+    services: { app: { endpoints: [provider.extra.provider] } },
+  }, profArgs);
+  row("two", "mesher, 2 hops", consumer.address, "app", [consumer, provider]);
+}
+if (wanted.has("nginx")) {
+  const nginx = await startNginx(dir, app.address);
+  row("nginx", "nginx", nginx.address, "app", [nginx]);
+}
+
+const cpuOf = (ps: Proc[]) => ps.reduce((s, p) => s + cpuSeconds(p.pid), 0);
+
+async function wrk(r: Row, seconds: number) {
+  const p = Bun.spawn(
+    ["wrk", `-t${o.threads}`, `-c${o.connections}`, `-d${seconds}s`, "-H", `Host: ${r.host}`, "-s", join(ROOT, "bench/wrk-report.lua"), `http://${r.address}/`],
+    { stdout: "pipe", stderr: "pipe" },
+  );
+  const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  const m = /WRKJSON (\{.*\})/.exec(out);
+  if (!m) throw new Error(`wrk printed no result for ${r.label}:\n${out}${err}`);
+  return JSON.parse(m[1]!) as { requests: number; duration_us: number; p50: number; p99: number; errors: number; non2xx: number };
+}
+
+async function loadgen(r: Row, seconds: number) {
+  const p = Bun.spawn(
+    ["bun", join(ROOT, "bench/loadgen.ts"), "--address", r.address, "--host", r.host, "--rate", String(rate), "--duration", String(seconds)],
+    { stdout: "pipe", stderr: "pipe" },
+  );
+  const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  const m = /LOADGEN (\{.*\})/.exec(out);
+  if (!m) throw new Error(`loadgen printed no result for ${r.label}:\n${out}${err}`);
+  return JSON.parse(m[1]!) as { done: number; rate: number; p50: number; p99: number; errors: number };
+}
+
+const log = (s: string) => process.stderr.write(s);
+if (warmup > 0) {
+  log(`warming up (${warmup} s per row)...\n`);
+  for (const r of rows) await wrk(r, warmup);
+}
+for (let round = 0; round < rounds; round++) {
+  // Rotate the order each round so no row always runs first (or right after another).
+  const order = rows.map((_, i) => rows[(i + round) % rows.length]!);
+  for (const r of order) {
+    log(`round ${round + 1}/${rounds} closed-loop ${r.label}...\n`);
+    const c0 = cpuOf(r.proxies);
+    const w = await wrk(r, duration);
+    const secs = w.duration_us / 1e6;
+    r.closed.push({ rps: w.requests / secs, p50: w.p50 / 1000, p99: w.p99 / 1000, errors: w.errors + w.non2xx, cpu: (cpuOf(r.proxies) - c0) / secs });
+  }
+  if (rate > 0) {
+    for (const r of order) {
+      log(`round ${round + 1}/${rounds} fixed ${rate} req/s ${r.label}...\n`);
+      const c0 = cpuOf(r.proxies);
+      const t0 = performance.now();
+      const g = await loadgen(r, fixed);
+      const secs = (performance.now() - t0) / 1000;
+      r.fixed.push({ rate: g.rate, p50: g.p50 / 1000, p99: g.p99 / 1000, errors: g.errors, cpu: (cpuOf(r.proxies) - c0) / secs });
+    }
+  }
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+};
+const med = <T>(xs: T[], f: (x: T) => number) => median(xs.map(f));
+const fmt = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : "-");
+const byKey = new Map(rows.map((r) => [r.key, r]));
+const rpsOf = (k: string) => (byKey.get(k) ? med(byKey.get(k)!.closed, (x) => x.rps) : NaN);
+const direct = rpsOf("direct");
+const nginx = rpsOf("nginx");
+
+const table = (head: string[], body: string[][]) => {
+  const out = [`| ${head.join(" | ")} |`, `| ${head.map(() => "---").join(" | ")} |`];
+  for (const b of body) out.push(`| ${b.join(" | ")} |`);
+  return out.join("\n");
+};
+
+console.log(`\nmesher bench ${new Date().toISOString()}  bun ${Bun.version}  ${navigator.hardwareConcurrency} cores shared by wrk, proxy and app`);
+console.log(`closed loop: wrk -t${o.threads} -c${o.connections}, ${duration} s x ${rounds} interleaved rounds (median), after ${warmup} s warm-up\n`);
+console.log(
+  table(
+    ["path", "req/s", "p50 ms", "p99 ms", "x direct", "x nginx", "proxy CPU (cores)", "errors"],
+    rows.map((r) => {
+      const rps = med(r.closed, (x) => x.rps);
+      return [
+        r.label,
+        fmt(rps, 0),
+        fmt(med(r.closed, (x) => x.p50)),
+        fmt(med(r.closed, (x) => x.p99)),
+        fmt(rps / direct),
+        fmt(rps / nginx),
+        r.proxies.length ? fmt(med(r.closed, (x) => x.cpu)) : "-",
+        String(r.closed.reduce((s, x) => s + x.errors, 0)),
+      ];
+    }),
+  ),
+);
+if (rate > 0) {
+  const d = byKey.get("direct");
+  const dp50 = d ? med(d.fixed, (x) => x.p50) : NaN;
+  const dp99 = d ? med(d.fixed, (x) => x.p99) : NaN;
+  console.log(`\nfixed rate: ${rate} req/s open-loop (bench/loadgen.ts), ${fixed} s x ${rounds} rounds (median)\n`);
+  console.log(
+    table(
+      ["path", "achieved req/s", "p50 ms", "p99 ms", "+p50 over direct", "+p99 over direct", "proxy CPU (% of a core)", "cores per 1k req/s", "errors"],
+      rows.map((r) => {
+        const rt = med(r.fixed, (x) => x.rate);
+        const p50 = med(r.fixed, (x) => x.p50);
+        const p99 = med(r.fixed, (x) => x.p99);
+        const cpu = med(r.fixed, (x) => x.cpu);
+        const proxied = r.proxies.length > 0;
+        return [
+          r.label,
+          fmt(rt, 0),
+          fmt(p50),
+          fmt(p99),
+          proxied ? fmt(p50 - dp50) : "-",
+          proxied ? fmt(p99 - dp99) : "-",
+          proxied ? fmt(cpu * 100, 0) : "-",
+          proxied ? fmt((cpu / rt) * 1000, 3) : "-",
+          String(r.fixed.reduce((s, x) => s + x.errors, 0)),
+        ];
+      }),
+    ),
+  );
+}
+const meshers = rows.flatMap((r) => (r.key === "nginx" ? [] : r.proxies));
+if (meshers.length) {
+  console.log(`\nmesher processes\n`);
+  console.log(
+    table(
+      ["process", "peak RSS MB (VmHWM)", "CPU s total", "open sockets"],
+      meshers.map((p) => [p.name, fmt(peakRssMB(p.pid), 1), fmt(cpuSeconds(p.pid), 1), String(socketCount(p.pid))]),
+    ),
+  );
+}
+process.exit(0);
