@@ -10,7 +10,7 @@ export const ROOT = resolve(import.meta.dir, "..");
 
 export interface Proc {
   name: string;
-  proc: Subprocess<"ignore", "pipe", "pipe">;
+  proc: Subprocess<"ignore", "pipe", any>;
   pid: number;
   /** "host:port" it serves on. */
   address: string;
@@ -24,7 +24,7 @@ export function stopAll(): void {
 }
 
 /** Reads stdout until `re` matches a line (bounded by `ms`). */
-async function waitLine(p: Subprocess<"ignore", "pipe", "pipe">, re: RegExp, ms = 15000): Promise<RegExpExecArray> {
+async function waitLine(p: Subprocess<"ignore", "pipe", any>, re: RegExp, ms = 15000): Promise<RegExpExecArray> {
   const reader = p.stdout.getReader();
   const dec = new TextDecoder();
   let buf = "";
@@ -32,7 +32,7 @@ async function waitLine(p: Subprocess<"ignore", "pipe", "pipe">, re: RegExp, ms 
   try {
     for (;;) {
       const { value, done } = await reader.read();
-      if (done) throw new Error(`exited before printing ${re}: ${buf}${await new Response(p.stderr).text()}`);
+      if (done) throw new Error(`exited before printing ${re}: ${buf}`);
       buf += dec.decode(value, { stream: true });
       const m = re.exec(buf);
       if (m) return m;
@@ -45,12 +45,35 @@ async function waitLine(p: Subprocess<"ignore", "pipe", "pipe">, re: RegExp, ms 
   }
 }
 
-function spawn(cmd: string[], env: Record<string, string> = {}): Subprocess<"ignore", "pipe", "pipe"> {
-  return Bun.spawn(cmd, { cwd: ROOT, env: { ...process.env, ...env }, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+/** Where children's stderr goes (a file: nobody reads it during the run, and a pipe would fill). */
+export let stderrDir = "";
+export function setStderrDir(dir: string): void {
+  stderrDir = dir;
+}
+
+function spawn(cmd: string[], env: Record<string, string> = {}, name = "proc"): Subprocess<"ignore", "pipe", any> {
+  const stderr = stderrDir ? Bun.file(join(stderrDir, `${name}.stderr`)) : "inherit";
+  return Bun.spawn(cmd, { cwd: ROOT, env: { ...process.env, ...env }, stdin: "ignore", stdout: "pipe", stderr }) as Subprocess<"ignore", "pipe", any>;
+}
+
+/** What a child printed on stderr (for reports when it died). */
+export function stderrOf(name: string): string {
+  try {
+    return readFileSync(join(stderrDir, `${name}.stderr`), "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/** Throws, with its stderr, if a process has exited. */
+export function checkAlive(p: Proc): void {
+  if (p.proc.exitCode !== null || p.proc.signalCode !== null) {
+    throw new Error(`${p.name} exited (${p.proc.exitCode ?? p.proc.signalCode}) during the run:\n${stderrOf(p.name).slice(-3000)}`);
+  }
 }
 
 export async function startApp(): Promise<Proc> {
-  const proc = spawn(["bun", join(ROOT, "bench/app.ts")]);
+  const proc = spawn(["bun", join(ROOT, "bench/app.ts")], {}, "app");
   const m = await waitLine(proc, /port (\d+)/);
   const p = { name: "app", proc, pid: proc.pid, address: `127.0.0.1:${m[1]}`, extra: {} };
   running.push(p);
@@ -58,10 +81,10 @@ export async function startApp(): Promise<Proc> {
 }
 
 /** Starts `bun src/cli.ts` with a JSON config written to `dir`. */
-export async function startMesher(name: string, dir: string, config: unknown, args: string[] = []): Promise<Proc> {
+export async function startMesher(name: string, dir: string, config: unknown, args: string[] = [], env: Record<string, string> = {}): Promise<Proc> {
   const file = join(dir, `${name}.json`);
   writeFileSync(file, JSON.stringify(config));
-  const proc = spawn(["bun", ...args, join(ROOT, "src/cli.ts"), "--config", file]);
+  const proc = spawn(["bun", ...args, join(ROOT, "src/cli.ts"), "--config", file], env, name);
   const m = await waitLine(proc, /listening consumer=(\S+)(?: provider=(\S+))?(?: admin=(\S+))?/);
   const p: Proc = { name, proc, pid: proc.pid, address: m[1]!, extra: { provider: m[2] ?? "", admin: m[3] ?? "" } };
   running.push(p);
@@ -121,7 +144,7 @@ http {
 `;
   writeFileSync(join(ndir, "nginx.conf"), conf);
   const nginxBin = Bun.which("nginx", { PATH: `${process.env.PATH}:/usr/sbin` }) ?? "/usr/sbin/nginx";
-  const proc = spawn([nginxBin, "-p", ndir, "-e", join(ndir, "error.log"), "-c", join(ndir, "nginx.conf")]);
+  const proc = spawn([nginxBin, "-p", ndir, "-e", join(ndir, "error.log"), "-c", join(ndir, "nginx.conf")], {}, "nginx");
   const p: Proc = { name: "nginx", proc, pid: proc.pid, address: `127.0.0.1:${port}`, extra: {} };
   running.push(p);
   try {

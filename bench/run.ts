@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { cpuSeconds, peakRssMB, ROOT, socketCount, startApp, startMesher, startNginx, stopAll, type Proc } from "./procs.ts";
+import { checkAlive, cpuSeconds, peakRssMB, ROOT, setStderrDir, socketCount, startApp, startMesher, startNginx, stopAll, type Proc } from "./procs.ts";
 
 const HELP = `bun run bench [-- options]
 
@@ -20,7 +20,8 @@ const HELP = `bun run bench [-- options]
   --threads N       wrk threads (default 1)
   --rate R          fixed-rate mode: requests/s (default 3000; 0 skips the mode)
   --fixed S         seconds per fixed-rate measurement (default 5)
-  --rows LIST       rows to run, comma list of direct,one,two,nginx (default all)
+  --rows LIST       rows to run, comma list of direct,one,two,nginx (default) and one-fetch
+                    (one hop with Bun's fetch as the upstream client, for comparison)
   --smoke           a few seconds in all: 1 s per row, no warm-up, 500 req/s (for the test)
   --cpu-prof        run the meshers with bun --cpu-prof (profiles written to bench/profiles)
 `;
@@ -71,6 +72,7 @@ process.on("exit", () => {
 });
 process.on("SIGINT", () => process.exit(130));
 
+setStderrDir(dir);
 const profArgs = o["cpu-prof"] ? ["--cpu-prof", "--cpu-prof-dir", join(ROOT, "bench/profiles")] : [];
 const app = await startApp();
 const rows: Row[] = [];
@@ -85,6 +87,15 @@ if (wanted.has("one")) {
     services: { app: { endpoints: [app.address] } },
   }, profArgs);
   row("one", "mesher, 1 hop", one.address, "app", [one]);
+}
+if (wanted.has("one-fetch")) {
+  // The same hop with Bun's fetch as the upstream client (the pre-pool transport), to compare.
+  const oneFetch = await startMesher("one-fetch", dir, {
+    service: { name: "bench" },
+    listen: { consumer: "127.0.0.1:0", admin: false },
+    services: { app: { endpoints: [app.address] } },
+  }, profArgs, { MESHER_UPSTREAM_CLIENT: "fetch" });
+  row("one-fetch", "mesher, 1 hop, fetch client", oneFetch.address, "app", [oneFetch]);
 }
 if (wanted.has("two")) {
   const provider = await startMesher("provider", dir, {
@@ -103,7 +114,10 @@ if (wanted.has("nginx")) {
   row("nginx", "nginx", nginx.address, "app", [nginx]);
 }
 
-const cpuOf = (ps: Proc[]) => ps.reduce((s, p) => s + cpuSeconds(p.pid), 0);
+const cpuOf = (ps: Proc[]) => {
+  for (const p of [app, ...ps]) checkAlive(p);
+  return ps.reduce((s, p) => s + cpuSeconds(p.pid), 0);
+};
 
 async function wrk(r: Row, seconds: number) {
   const p = Bun.spawn(

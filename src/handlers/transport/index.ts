@@ -1,6 +1,18 @@
 import { MeshError } from "../../pipeline/errors.ts";
 import type { Handler, HandlerFactory } from "../../pipeline/types.ts";
+import type { Endpoint } from "../../upstream/cluster.ts";
+import { h1Request, poolFor, type Pool } from "../../upstream/h1/client.ts";
 import { stripHopByHop } from "../../upstream/http.ts";
+
+/**
+ * Which upstream client carries plain-HTTP requests: mesher's own HTTP/1.1 pool (default; see
+ * bench/NOTES.md for what it bought) or Bun's `fetch` (MESHER_UPSTREAM_CLIENT=fetch, for
+ * comparison). `fetch` also stays the path for whatever the pool does not speak (TLS).
+ */
+const USE_FETCH = process.env.MESHER_UPSTREAM_CLIENT === "fetch";
+
+/** Each endpoint's pool, found once per endpoint object rather than by address per request. */
+const poolOf = new WeakMap<Endpoint, Pool>();
 
 /** Bun's fetch options beyond the standard ones (not in bun-types 1.4.4). */
 interface BunRequestInit extends RequestInit {
@@ -39,6 +51,17 @@ export const transport: HandlerFactory = (): Handler =>
     ctx.headers.set("host", endpoint.address);
     ctx.attempts++;
     endpoint.active++;
+    if (!USE_FETCH) {
+      let pool = poolOf.get(endpoint);
+      if (!pool) poolOf.set(endpoint, (pool = poolFor(endpoint.address, endpoint.host, endpoint.port)));
+      try {
+        // Errors come typed (MeshError) from the client; the response's hop-by-hop headers are gone.
+        ctx.res = await h1Request(pool, ctx);
+      } finally {
+        endpoint.active--;
+      }
+      return;
+    }
     let upstream: Response;
     try {
       upstream = await fetch(`http://${endpoint.address}${ctx.path}`, <BunRequestInit>{
