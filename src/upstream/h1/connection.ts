@@ -56,6 +56,8 @@ export class Connection implements ParserSink {
   #ex: Exchange | null = null;
   #queue: Uint8Array[] = [];
   #drained: (() => void) | null = null;
+  /** Reading is paused while the response body's reader lags. */
+  #paused = false;
 
   constructor(readonly owner: ConnectionOwner) {}
 
@@ -194,7 +196,10 @@ export class Connection implements ParserSink {
     const ex = this.#ex!;
     if (ex.controller) {
       ex.controller.enqueue(chunk);
-      if (ex.controller.desiredSize! <= 0) this.socket?.pause();
+      if (ex.controller.desiredSize! <= 0 && !this.#paused) {
+        this.#paused = true;
+        this.socket?.pause();
+      }
     } else ex.chunks.push(chunk);
   }
 
@@ -221,11 +226,13 @@ export class Connection implements ParserSink {
     const head = ex.head!;
     const headers = new Headers();
     const h = head.headers;
+    let connection: string | undefined;
     for (let i = 0; i < h.length; i += 2) {
       if (!isHopByHopResponseHeader(h[i]!)) headers.append(h[i]!, h[i + 1]!);
+      else if (h[i]!.length === 10 && h[i]!.toLowerCase() === "connection") connection = connection ? `${connection},${h[i + 1]}` : h[i + 1];
     }
-    const connection = headers.get("connection");
-    if (connection) for (const t of connection.split(",")) headers.delete(t.trim());
+    // Headers that Connection names are hop-by-hop too (RFC 9110 §7.6.1).
+    if (connection) for (const t of connection.split(",")) if (t.trim()) headers.delete(t.trim());
     let body: BodyInit | null = null;
     if (ex.ended) {
       const c = ex.chunks;
@@ -238,9 +245,7 @@ export class Connection implements ParserSink {
             for (const c of chunks) controller.enqueue(c);
             ex.controller = controller;
           },
-          pull: () => {
-            this.socket?.resume();
-          },
+          pull: () => this.#resume(),
           cancel: () => {
             // The downstream client stopped reading: this connection is mid-response, drop it.
             if (this.#ex === ex) {
@@ -256,9 +261,18 @@ export class Connection implements ParserSink {
     ex.resolve(new Response(body, { status: head.status, statusText: head.statusText, headers }));
   }
 
+  #resume(): void {
+    if (this.#paused) {
+      this.#paused = false;
+      this.socket?.resume();
+    }
+  }
+
   /** The exchange ended cleanly: back to the pool, or closed. */
   #finish(ex: Exchange): void {
     this.#detach(ex);
+    // The last body bytes may have paused reading: the next response must be read.
+    this.#resume();
     this.reused = true;
     if (ex.head!.keepAlive && !this.closed && this.parser.idle) this.owner.release(this);
     else this.destroy();
