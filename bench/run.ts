@@ -20,8 +20,8 @@ const HELP = `bun run bench [-- options]
   --threads N       wrk threads (default 1)
   --rate R          fixed-rate mode: requests/s (default 3000; 0 skips the mode)
   --fixed S         seconds per fixed-rate measurement (default 5)
-  --rows LIST       rows to run, comma list of direct,one,two,nginx (default) and one-fetch
-                    (one hop with Bun's fetch as the upstream client, for comparison)
+  --rows LIST       rows to run, comma list of direct,one,two,nginx (default) and one-fetch,
+                    two-fetch (Bun's fetch as the upstream client: MESHER_UPSTREAM_CLIENT=fetch)
   --smoke           a few seconds in all: 1 s per row, no warm-up, 500 req/s (for the test)
   --cpu-prof        run the meshers with bun --cpu-prof (profiles written to bench/profiles)
 `;
@@ -97,17 +97,20 @@ if (wanted.has("one-fetch")) {
   }, profArgs, { MESHER_UPSTREAM_CLIENT: "fetch" });
   row("one-fetch", "mesher, 1 hop, fetch client", oneFetch.address, "app", [oneFetch]);
 }
-if (wanted.has("two")) {
-  const provider = await startMesher("provider", dir, {
+for (const fetchClient of [false, true]) {
+  const key = fetchClient ? "two-fetch" : "two";
+  if (!wanted.has(key)) continue;
+  const env: Record<string, string> = fetchClient ? { MESHER_UPSTREAM_CLIENT: "fetch" } : {};
+  const provider = await startMesher(`${key}-provider`, dir, {
     service: { name: "app", ports: { http: Number(app.address.split(":")[1]) } },
     listen: { consumer: "127.0.0.1:0", provider: "127.0.0.1:0", admin: false },
-  }, profArgs);
-  const consumer = await startMesher("consumer", dir, {
+  }, profArgs, env);
+  const consumer = await startMesher(`${key}-consumer`, dir, {
     service: { name: "bench" },
     listen: { consumer: "127.0.0.1:0", admin: false },
     services: { app: { endpoints: [provider.extra.provider] } },
-  }, profArgs);
-  row("two", "mesher, 2 hops", consumer.address, "app", [consumer, provider]);
+  }, profArgs, env);
+  row(key, fetchClient ? "mesher, 2 hops, fetch client" : "mesher, 2 hops", consumer.address, "app", [consumer, provider]);
 }
 if (wanted.has("nginx")) {
   const nginx = await startNginx(dir, app.address);

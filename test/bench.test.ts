@@ -18,4 +18,5 @@ test.skipIf(!tools)("bun run bench --smoke prints a row for each path", async ()
     expect(cells[8]).toBe("0"); // errors
   }
   expect(r.stdout).toMatch(/\| one \| \d+\.\d \|/); // peak RSS of the 1-hop mesher
+  expect(r.stdout).toMatch(/\| two-provider \| \d+\.\d \|/);
 }, 30_000);

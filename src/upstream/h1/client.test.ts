@@ -73,6 +73,17 @@ describe("h1 client", () => {
     expect(pool.idle.length).toBe(1);
   });
 
+  test("idle connections are closed after the idle timeout", async () => {
+    const pool = app(() => new Response("ok"));
+    pool.idleTimeout = 1;
+    await (await get(pool)).text();
+    expect(pool.idle.length).toBe(1);
+    for (let i = 0; i < 300 && pool.idle.length; i++) await Bun.sleep(50);
+    expect(pool.idle.length).toBe(0);
+    expect(await (await get(pool)).text()).toBe("ok");
+    expect(pool.opened).toBe(2);
+  }, 20_000);
+
   test("concurrent requests open more connections, then all go back to the pool", async () => {
     const pool = app(async () => {
       await Bun.sleep(5);

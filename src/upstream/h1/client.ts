@@ -9,6 +9,9 @@ import { Connection, socketHandlers, StaleConnection, type ConnectionOwner } fro
 /** Idle connections kept per endpoint (Bun's fetch keeps 64 per pool; a sidecar can use more). */
 export const MAX_IDLE_PER_ENDPOINT = 256;
 
+/** An idle connection is closed after this long (seconds; Bun.serve closes idle ones at 10 s). */
+export const IDLE_TIMEOUT_SECONDS = 15;
+
 /** Methods a request may be replayed with (RFC 9110 §9.2.2). */
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 
@@ -16,6 +19,8 @@ export class Pool implements ConnectionOwner {
   readonly idle: Connection[] = [];
   /** Connections opened so far (tests and the bench read it to see reuse). */
   opened = 0;
+  /** Seconds an idle connection is kept. */
+  idleTimeout = IDLE_TIMEOUT_SECONDS;
 
   constructor(
     readonly address: string,
@@ -24,8 +29,10 @@ export class Pool implements ConnectionOwner {
   ) {}
 
   release(conn: Connection): void {
-    if (this.idle.length < MAX_IDLE_PER_ENDPOINT) this.idle.push(conn);
-    else conn.destroy();
+    if (this.idle.length < MAX_IDLE_PER_ENDPOINT) {
+      this.idle.push(conn);
+      conn.socket!.timeout(this.idleTimeout); // Bun closes it then (close -> forget)
+    } else conn.destroy();
   }
 
   forget(conn: Connection): void {
@@ -36,7 +43,11 @@ export class Pool implements ConnectionOwner {
   /** An idle connection (most recently used first: the likeliest to be alive). */
   acquire(): Connection | undefined {
     let c: Connection | undefined;
-    while ((c = this.idle.pop())) if (!c.closed) return c;
+    while ((c = this.idle.pop())) {
+      if (c.closed) continue;
+      c.socket!.timeout(0); // busy connections have no idle timer: streams may be quiet
+      return c;
+    }
     return undefined;
   }
 

@@ -358,6 +358,10 @@ export const socketHandlers: SocketHandler<Connection> = {
   close(s, err) {
     s.data.onClose(err);
   },
+  timeout(s) {
+    // Only idle connections have a timer (the pool sets it on release).
+    if (!s.data.busy) s.data.destroy();
+  },
   error(s, err) {
     s.data.onClose(err);
   },
