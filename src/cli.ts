@@ -3,6 +3,7 @@
 import { parseArgs } from "node:util";
 import pkg from "../package.json" with { type: "json" };
 import { ConfigError, loadConfig } from "./config/index.ts";
+import { watchConfigFiles, type ConfigWatcher } from "./config/watch.ts";
 import { maskConfig } from "./listeners/admin.ts";
 import { startMesher } from "./server.ts";
 
@@ -19,6 +20,10 @@ Options:
                              (env SERVICE_PORTS; overrides service.ports)
   -h, --help                 show this help
   -v, --version              print the version
+
+Live reload: editing the config file (or a file it includes) applies the new config without
+a restart; an invalid edit is refused and the old config keeps serving. MESHER_WATCH=0 turns
+watching off; POST /v1/mesher/reload on the admin API reloads on demand.
 
 Signals: SIGTERM/SIGINT stop accepting, let in-flight requests finish (drainTimeout), exit 0.
 `;
@@ -51,12 +56,11 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const file = values.config ?? "mesher.config.ts";
+  const overrides = { mode: values.mode, servicePorts: values["service-ports"] ?? process.env.SERVICE_PORTS };
+  const files: string[] = [];
   let config;
   try {
-    config = await loadConfig(file, {
-      mode: values.mode,
-      servicePorts: values["service-ports"] ?? process.env.SERVICE_PORTS,
-    });
+    config = await loadConfig(file, overrides, files);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     console.error(`mesher: ${err.message}`);
@@ -68,16 +72,32 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
-  const mesher = startMesher(config);
+  // Live reload: edits to the config file (or a file it includes) rebuild the pipeline.
+  let watcher: ConfigWatcher | undefined;
+  const load = async () => {
+    const read: string[] = [];
+    try {
+      return await loadConfig(file, overrides, read);
+    } finally {
+      watcher?.add(read);
+    }
+  };
+  const mesher = startMesher(config, { load });
+  if (process.env.MESHER_WATCH !== "0") watcher = watchConfigFiles(files, () => void mesher.reloadFromSource());
   const a = mesher.addresses;
   console.log(
-    `mesher ${config.service.name} (${config.mode}) listening consumer=${a.consumer}` +
+    `mesher ${config.service.name} (${config.mode}) listening consumer=${a.consumer || "off"}` +
       (a.provider ? ` provider=${a.provider}` : "") +
-      (a.admin ? ` admin=${a.admin}` : ""),
+      (a.admin ? ` admin=${a.admin}` : "") +
+      (a.edge ? ` edge=${a.edge}` : "") +
+      (a.grpc ? ` grpc=${a.grpc}` : "") +
+      (a.grpcProvider ? ` grpcProvider=${a.grpcProvider}` : ""),
   );
   const shutdown = async (signal: string) => {
+    const stopped = mesher.stop(); // listeners stop accepting synchronously
     console.log(`mesher: ${signal}, draining`);
-    await mesher.stop();
+    watcher?.close();
+    await stopped;
     console.log("mesher: stopped");
     process.exit(0);
   };

@@ -6,3 +6,4 @@ export { MeshError, type ErrorCode } from "./pipeline/errors.ts";
 export type { Ctx, Direction, Handler, HandlerEnv, HandlerFactory, Next, RouteDecision, Source } from "./pipeline/types.ts";
 export type { Endpoint, Cluster } from "./upstream/cluster.ts";
 export { startMesher, type Mesher } from "./server.ts";
+export type { Instance, InstanceStatus, Registry, RegisterOptions, WatchListener } from "./discovery/types.ts";

@@ -13,9 +13,9 @@ import { startMesher, type Mesher } from "../src/server.ts";
 export const ROOT = resolve(import.meta.dir, "..");
 export const CLI = join(ROOT, "src/cli.ts");
 
-/** A Bun app on a free port. */
-export function startApp(fetch: (req: Request, server: Server<undefined>) => Response | Promise<Response>): Server<undefined> {
-  return Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout: 0, fetch });
+/** A Bun app on a free port (or on `port`, to bring an app back where it was). */
+export function startApp(fetch: (req: Request, server: Server<undefined>) => Response | Promise<Response>, port = 0): Server<undefined> {
+  return Bun.serve({ hostname: "127.0.0.1", port, idleTimeout: 0, fetch });
 }
 
 /** An app that answers JSON describing what it received (method, path, headers, body size). */
@@ -122,7 +122,7 @@ export interface Spawned {
   consumer: string;
   provider?: string;
   admin?: string;
-  /** Everything printed so far, line by line. */
+  /** Everything printed so far, line by line (stdout up to the listening line; all of stderr). */
   lines: string[];
 }
 
@@ -136,7 +136,23 @@ export async function spawnMesher(args: string[], env: Record<string, string> = 
     stdin: "ignore",
   });
   const lines: string[] = [];
-  const stderr = new Response(proc.stderr).text();
+  // stderr lines land in `lines` as they come (reload errors, warnings), and whole in `stderr`.
+  const stderr = (async () => {
+    let all = "";
+    let buf = "";
+    const decoder = new TextDecoder();
+    for await (const chunk of proc.stderr) {
+      const text = decoder.decode(chunk, { stream: true });
+      all += text;
+      buf += text;
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        lines.push(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+      }
+    }
+    return all;
+  })();
   try {
     const m = await waitForLine(proc.stdout, /listening consumer=(\S+)(?: provider=(\S+))?(?: admin=(\S+))?/, lines);
     return { proc, consumer: m[1]!, provider: m[2], admin: m[3], lines };

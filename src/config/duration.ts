@@ -19,4 +19,5 @@ export const Duration = v.pipe(
     'a duration: milliseconds as a number, or a string like "500ms", "30s", "2m"',
   ),
   v.transform((x): number => (typeof x === "number" ? x : parseDuration(x)!)),
+  v.title("duration"),
 );

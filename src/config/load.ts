@@ -5,6 +5,7 @@
 import { dirname, extname, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { ConfigError } from "./errors.ts";
+import { expandIncludes, includedFiles } from "./include.ts";
 
 const SRC_ROOT = resolve(import.meta.dir, "..");
 const INDEX = resolve(SRC_ROOT, "index.ts");
@@ -45,9 +46,20 @@ function installMesherResolution(configDir: string): void {
 
 let generation = 0;
 
-/** Loads the raw (unvalidated) config object from a file. */
-export async function loadConfigFile(file: string): Promise<unknown> {
+/**
+ * Loads the raw (unvalidated) config object from a file, with its `include` files merged in.
+ * Every file read (this one, and any it includes) is appended to `files`, the set a watcher
+ * follows for live reload.
+ */
+export async function loadConfigFile(file: string, files?: string[]): Promise<unknown> {
+  const raw = await loadOwnFile(file, files);
+  files?.push(...includedFiles(raw, resolve(file)));
+  return expandIncludes(raw, resolve(file));
+}
+
+async function loadOwnFile(file: string, files?: string[]): Promise<unknown> {
   const path = resolve(file);
+  files?.push(path);
   if (!(await Bun.file(path).exists())) {
     throw new ConfigError([{ path: "", value: path, expected: "an existing config file" }]);
   }

@@ -3,9 +3,11 @@
  * the schema cannot (handler names), apply command-line overrides, freeze.
  */
 import * as v from "valibot";
+import { discoveryProblems } from "../discovery/check.ts";
 import { builtinHandlers } from "../handlers/index.ts";
 import { ConfigError, problemsFromIssues, type ConfigProblem } from "./errors.ts";
 import { ConfigSchema, type ResolvedConfig } from "./schema.ts";
+import { checkRouteRefs } from "../handlers/router/schema.ts";
 
 /** Settings from the command line or the environment that override the file. */
 export interface Overrides {
@@ -74,6 +76,8 @@ export function resolveConfig(raw: unknown, overrides: Overrides = {}, source?: 
   if (config.listen.provider && config.listen.provider === config.listen.consumer && !config.listen.provider.endsWith(":0")) {
     problems.push({ path: "listen.provider", value: config.listen.provider, expected: "an address other than listen.consumer" });
   }
+  problems.push(...discoveryProblems(config));
+  problems.push(...checkRouteRefs(config.services));
   if (problems.length) throw new ConfigError(problems, source);
   return deepFreeze(config);
 }

@@ -7,14 +7,21 @@
 import * as v from "valibot";
 import { Duration } from "./duration.ts";
 import type { Handler, HandlerFactory } from "../pipeline/types.ts";
+import { discoveryEntries } from "../discovery/schema.ts";
+import { RoutesField } from "../handlers/router/schema.ts";
+import { GlobalResilienceEntries, ServiceResilienceEntries } from "../handlers/resilienceSchema.ts";
+import { accessLogKey, tracingKey } from "../telemetry/schema.ts";
+import { edgeListenEntries, ingressSchema } from "../listeners/ingressSchema.ts";
 
 const d = v.description;
 
 const ADDRESS_RE = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
 export const Address = v.pipe(
   v.string(),
-  v.regex(ADDRESS_RE, 'an address "host:port"'),
-  v.check((a) => Number(a.slice(a.lastIndexOf(":") + 1)) <= 65535, "a port in 0..65535"),
+  v.check(
+    (a) => ADDRESS_RE.test(a) && Number(a.slice(a.lastIndexOf(":") + 1)) <= 65535,
+    'an address "host:port" (port 0..65535)',
+  ),
 );
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
@@ -43,6 +50,12 @@ export const ServiceSchema = v.strictObject({
     v.pipe(v.array(EndpointSchema), d("static endpoints of the service; discovery adds more")),
     [],
   ),
+  routes: RoutesField,
+  ...ServiceResilienceEntries,
+  grpcEndpoints: v.optional(
+    v.pipe(v.array(EndpointSchema), d("gRPC provider listeners (listen.grpcProvider) of the service's sidecars")),
+    [],
+  ),
 });
 
 const isFunction = (x: unknown): x is (...a: never[]) => unknown => typeof x === "function";
@@ -57,7 +70,10 @@ export const ChainEntry = v.union(
 
 const ListenSchema = v.strictObject({
   consumer: v.optional(
-    v.pipe(Address, d("where the local app sends its calls (its HTTP_PROXY)")),
+    v.pipe(
+      v.union([Address, v.literal(false)], 'an address "host:port", or false to disable'),
+      d("where the local app sends its calls (its HTTP_PROXY); false: none (an edge gateway may not need one)"),
+    ),
     "127.0.0.1:30101",
   ),
   provider: v.optional(
@@ -74,6 +90,7 @@ const ListenSchema = v.strictObject({
     v.pipe(Duration, d("closes idle client connections after this; streaming responses are exempt")),
     "60s",
   ),
+  ...edgeListenEntries(Address),
 });
 
 export const ConfigSchema = v.strictObject({
@@ -95,6 +112,8 @@ export const ConfigSchema = v.strictObject({
     d("the local app"),
   ),
   listen: v.optional(v.pipe(ListenSchema, d("listener addresses")), {}),
+  include: v.optional(v.pipe(v.array(v.string()), d("YAML files merged into this config (Mesher router.yaml, Istio VirtualService/DestinationRule), relative to it")), []),
+  ingress: ingressSchema(ServiceName),
   services: v.optional(
     v.pipe(v.record(ServiceName, ServiceSchema), d("services this sidecar can call, by name")),
     {},
@@ -116,14 +135,18 @@ export const ConfigSchema = v.strictObject({
     ),
     {},
   ),
+  ...discoveryEntries,
   drainTimeout: v.optional(
     v.pipe(Duration, d("on SIGTERM, how long in-flight requests may take to finish")),
     "30s",
   ),
+  tracing: tracingKey,
+  accessLog: accessLogKey,
   maxRequestBodySize: v.optional(
     v.pipe(v.number(), v.integer(), v.minValue(0), d("largest request body accepted, in bytes")),
     8 * 1024 ** 3,
   ),
+  ...GlobalResilienceEntries,
 });
 
 /** What a user writes. */

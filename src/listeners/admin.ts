@@ -4,9 +4,12 @@
  */
 import { Hono } from "hono";
 import pkg from "../../package.json" with { type: "json" };
+import type { DiscoveryRuntime } from "../discovery/index.ts";
+import { registryApi } from "../discovery/registryApi.ts";
 import { isAvailable } from "../upstream/cluster.ts";
 import type { ClusterManager } from "../upstream/clusters.ts";
 import type { Runtime } from "./runtime.ts";
+import { statsRoutes } from "../telemetry/statsPage.ts";
 
 export interface AdminDeps {
   rt: Runtime;
@@ -14,6 +17,12 @@ export interface AdminDeps {
   isReady: () => boolean;
   /** Route rules of a service as the router holds them; undefined when it has none. */
   routeRules?: (service: string) => unknown;
+  /** Discovery, when a registry is configured: /registry and the registry's state on /clusters. */
+  discovery?: DiscoveryRuntime;
+  /** Reloads the config from its file; absent when the mesher has no file to reload. */
+  reload?: () => Promise<{ ok: true; version: number } | { ok: false; error: string }>;
+  /** Circuit breaker states by label ("svc", "svc/host:port"), for /stats. */
+  breakers?: () => Record<string, string>;
 }
 
 const SECRET_KEY = /(secret|password|passwd|token|private|credential|^key$|keyfile$|apikey)/i;
@@ -30,7 +39,7 @@ export function maskConfig(value: unknown, key = ""): unknown {
   return out;
 }
 
-export function adminApp({ rt, clusters, isReady, routeRules }: AdminDeps): Hono {
+export function adminApp({ rt, clusters, isReady, routeRules, reload, breakers, discovery }: AdminDeps): Hono {
   const app = new Hono();
   const started = new Date().toISOString();
 
@@ -56,13 +65,26 @@ export function adminApp({ rt, clusters, isReady, routeRules }: AdminDeps): Hono
     if (rules === undefined) return c.text(`${service} routeRule not found`, 404);
     return c.json(rules);
   });
+  // A mutation: POST only (Envoy's admin refuses other methods for mutations).
+  app.post("/v1/mesher/reload", async (c) => {
+    if (!reload) return c.json({ error: { code: "not_supported", message: "started without a config file: nothing to reload" } }, 501);
+    const r = await reload();
+    if (r.ok) return c.json({ reloaded: true, version: r.version });
+    return c.json({ error: { code: "invalid_config", message: r.error }, version: rt.pipeline.version }, 400);
+  });
+  app.all("/v1/mesher/reload", (c) => {
+    c.header("allow", "POST");
+    return c.json({ error: { code: "method_not_allowed", message: "reload is a mutation: use POST" } }, 405);
+  });
   app.get("/ready", (c) => (isReady() ? c.text("LIVE\n") : c.text("NOT READY\n", 503)));
   app.get("/config_dump", (c) =>
     c.json({ version: rt.pipeline.version, config: maskConfig(rt.pipeline.config) }),
   );
   app.get("/clusters", (c) => {
     const now = Date.now();
+    const stale = clusters.staleOrigins();
     return c.json({
+      registry: discovery?.status(),
       clusters: clusters.all().map((cl) => ({
         name: cl.name,
         endpoints: cl.endpoints.map((e) => ({
@@ -74,10 +96,13 @@ export function adminApp({ rt, clusters, isReady, routeRules }: AdminDeps): Hono
           available: isAvailable(e, now),
           ejected: e.ejectedUntil > now,
           active: e.active,
+          stale: stale.has(e.origin),
         })),
       })),
     });
   });
+  app.route("/", statsRoutes(rt, clusters, breakers));
+  if (discovery) app.route("/registry", registryApi(discovery.registry));
   app.notFound((c) => c.json({ error: { code: "not_found", message: `no admin endpoint ${c.req.path}` } }, 404));
   return app;
 }

@@ -29,7 +29,7 @@ export function consumerHandler(rt: Runtime): (req: Request, clientAddress: stri
     if (port) headers.set("x-forwarded-port", port);
     // Bun's fetch would add Accept-Encoding on its own; the app asked for none, so ask for none.
     if (!headers.has("accept-encoding")) headers.set("accept-encoding", "identity");
-    const ctx = newContext(req, "consumer", clientAddress, headers, originForm(req.url), name.toLowerCase());
+    const ctx = newContext(req, "consumer", clientAddress, headers, originForm(req.url), name);
     ctx.port = port;
     ctx.source = { name: rt.pipeline.config.service.name, version: rt.pipeline.config.service.version, app: rt.pipeline.config.service.app, tags: rt.pipeline.config.service.tags };
     return runChain(rt, ctx, rt.pipeline.consumer);

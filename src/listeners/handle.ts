@@ -36,6 +36,7 @@ export function newContext(
  */
 export async function runChain(rt: Runtime, ctx: Ctx, chain: (ctx: Ctx) => Promise<void>): Promise<Response> {
   rt.inflight++;
+  const hop = rt.telemetry.begin(ctx);
   let res: Response;
   let error: MeshError | undefined;
   try {
@@ -48,10 +49,7 @@ export async function runChain(rt: Runtime, ctx: Ctx, chain: (ctx: Ctx) => Promi
   } finally {
     rt.inflight--;
   }
-  const self = rt.pipeline.config.service;
-  const service = ctx.direction === "provider" ? self.name : ctx.service;
-  const version = ctx.direction === "provider" ? self.version : (ctx.endpoint?.tags.version ?? "");
-  rt.metrics.record(service, self.app, version, res.status, (performance.now() - ctx.start) / 1000);
+  rt.telemetry.end(ctx, res, error, hop);
   if (error?.code === "internal") console.error(`mesher: ${error.message}`, error.cause ?? "");
   return res;
 }

@@ -5,6 +5,7 @@
  * names would let the mesh reach ports the app never exposed.
  */
 import type { ResolvedConfig } from "../config/schema.ts";
+import { appPorts } from "../discovery/apps.ts";
 import { IDENTITY_HEADER, parseIdentity } from "../pipeline/build.ts";
 import { errorResponse, MeshError } from "../pipeline/errors.ts";
 import { makeEndpoint, type Endpoint } from "../upstream/cluster.ts";
@@ -13,13 +14,14 @@ import { newContext, runChain, VIA_HEADER, viaContains } from "./handle.ts";
 import type { Runtime } from "./runtime.ts";
 
 /** Chooses the local app port for a request; undefined when none can be known. */
-export function localPort(config: ResolvedConfig, forwardedPort: string | null): number | undefined {
-  const declared = Object.values(config.service.ports);
+export function localPort(config: ResolvedConfig, forwardedPort: string | null, forwardedHost: string | null = null): number | undefined {
+  const ports = appPorts(config, forwardedHost); // per-host mode: the app the caller named
+  const declared = Object.values(ports);
   const asked = forwardedPort ? Number(forwardedPort) : NaN;
   if (Number.isInteger(asked) && asked > 0 && asked < 65536 && (declared.length === 0 || declared.includes(asked))) {
     return asked;
   }
-  return config.service.ports.http ?? declared[0];
+  return ports.http ?? declared[0];
 }
 
 export function providerHandler(rt: Runtime): (req: Request, clientAddress: string) => Promise<Response> {
@@ -31,7 +33,7 @@ export function providerHandler(rt: Runtime): (req: Request, clientAddress: stri
       return errorResponse(new MeshError("loop_detected", "the request came back to the sidecar that forwarded it"));
     }
     const config = rt.pipeline.config;
-    const port = localPort(config, req.headers.get("x-forwarded-port"));
+    const port = localPort(config, req.headers.get("x-forwarded-port"), req.headers.get("x-forwarded-host"));
     if (port === undefined) {
       return errorResponse(
         new MeshError("bad_request", `no local port for ${config.service.name}: set service.ports.http (or --service-ports) or send X-Forwarded-Port`),

@@ -6,7 +6,7 @@ import type { ResolvedConfig } from "../config/schema.ts";
 import { builtinHandlers, DEFAULT_CHAINS } from "../handlers/index.ts";
 import type { ClusterManager, EndpointSpec } from "../upstream/clusters.ts";
 import { compose } from "./compose.ts";
-import type { Ctx, Direction, Handler, HandlerEnv, Source } from "./types.ts";
+import { SKIP, type Ctx, type Direction, type Handler, type HandlerEnv, type Source } from "./types.ts";
 
 export interface Pipeline {
   readonly config: ResolvedConfig;
@@ -16,6 +16,8 @@ export interface Pipeline {
   readonly provider: (ctx: Ctx) => Promise<void>;
   /** This sidecar's identity as the `x-cse-context` header carries it (Mesher's format). */
   readonly identity: string;
+  /** Process-wide pieces handlers share (metrics, state kept across reloads). */
+  readonly extras: PipelineExtras;
 }
 
 /** Header that carries the caller's identity across the mesh, as Mesher and go-chassis do. */
@@ -52,17 +54,34 @@ export function parseIdentity(value: string | null): Source | undefined {
   }
 }
 
-function buildChain(config: ResolvedConfig, clusters: ClusterManager, direction: Direction): (ctx: Ctx) => Promise<void> {
-  const side = direction === "provider" ? "provider" : "consumer";
-  const entries = config.chains[side] ?? DEFAULT_CHAINS[side];
-  const env: HandlerEnv = { config, clusters, direction };
+/** What handlers share beyond the config: metrics, and state kept across reloads. */
+export type PipelineExtras = Pick<HandlerEnv, "metrics" | "store">;
+
+/**
+ * Makes the handlers of a chain from its entries (built-in or user names, inline functions).
+ * Handlers with nothing configured mark themselves and are left out: they cost nothing per
+ * request.
+ */
+export function instantiate(
+  config: ResolvedConfig,
+  clusters: ClusterManager,
+  direction: Direction,
+  entries: readonly (string | Handler)[],
+  extras: PipelineExtras,
+): Handler[] {
+  const env: HandlerEnv = { config, clusters, direction, ...extras };
   const handlers: Handler[] = entries.map((entry) => {
     if (typeof entry === "function") return entry;
     const factory = config.handlers[entry] ?? builtinHandlers[entry];
     if (!factory) throw new Error(`unknown handler "${entry}"`); // resolveConfig checked this
     return factory(env);
   });
-  return compose(handlers);
+  return handlers.filter((h) => !(h as { [SKIP]?: boolean })[SKIP]);
+}
+
+function buildChain(config: ResolvedConfig, clusters: ClusterManager, direction: Direction, extras: PipelineExtras): (ctx: Ctx) => Promise<void> {
+  const side = direction === "provider" ? "provider" : "consumer";
+  return compose(instantiate(config, clusters, direction, config.chains[side] ?? DEFAULT_CHAINS[side], extras));
 }
 
 /** The static endpoints of a config, as the cluster manager takes them. */
@@ -70,16 +89,19 @@ export function staticEndpoints(config: ResolvedConfig): Record<string, Endpoint
   const out: Record<string, EndpointSpec[]> = {};
   for (const [name, svc] of Object.entries(config.services)) {
     out[name] = svc.endpoints.map((e) => (typeof e === "string" ? { address: e } : e));
+    // gRPC provider listeners of the service, as cluster "grpc:<name>" (see listeners/grpc.ts).
+    if (svc.grpcEndpoints.length) out[`grpc:${name}`] = svc.grpcEndpoints.map((e) => (typeof e === "string" ? { address: e } : e));
   }
   return out;
 }
 
-export function buildPipeline(config: ResolvedConfig, clusters: ClusterManager, version: number): Pipeline {
+export function buildPipeline(config: ResolvedConfig, clusters: ClusterManager, version: number, extras: PipelineExtras = {}): Pipeline {
   return {
     config,
     version,
-    consumer: buildChain(config, clusters, "consumer"),
-    provider: buildChain(config, clusters, "provider"),
+    consumer: buildChain(config, clusters, "consumer", extras),
+    provider: buildChain(config, clusters, "provider", extras),
     identity: identityOf(config),
+    extras,
   };
 }

@@ -15,6 +15,7 @@ export const ERROR_STATUS = {
   upstream_connect_failure: 502,
   upstream_reset: 502,
   circuit_open: 503,
+  fault_injected: 503,
   no_healthy_upstream: 503,
   overloaded: 503,
   shutting_down: 503,

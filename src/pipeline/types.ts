@@ -7,6 +7,7 @@ import type { ClusterManager } from "../upstream/clusters.ts";
 import type { ResolvedConfig } from "../config/schema.ts";
 import type { FaultOptions } from "../handlers/fault/schema.ts";
 import type { RetryOptions } from "../handlers/retry/schema.ts";
+import type { Metrics } from "../telemetry/metrics.ts";
 
 export type Direction = "consumer" | "provider" | "edge";
 
@@ -70,6 +71,8 @@ export interface Ctx {
   endpoint?: Endpoint;
   /** Endpoints tried and failed during this request (balancers avoid them on a retry). */
   tried?: Endpoint[];
+  /** An endpoint a retry wants to try again (retry `sameEndpoint`); loadBalance honours it while it is available. */
+  retryEndpoint?: Endpoint;
   /** Upstream attempts made so far. */
   attempts: number;
 
@@ -81,6 +84,9 @@ export interface Ctx {
 
 export type Next = () => Promise<void>;
 
+/** Marks a handler that only calls next(): the chain builder leaves it out. */
+export const SKIP = Symbol.for("mesher.skip");
+
 /** A handler composes like Hono middleware: do work, `await next()`, look at `ctx.res`. */
 export type Handler = (ctx: Ctx, next: Next) => Promise<void> | void;
 
@@ -89,6 +95,10 @@ export interface HandlerEnv {
   readonly config: ResolvedConfig;
   readonly clusters: ClusterManager;
   readonly direction: Direction;
+  /** The mesher's metrics (absent when a chain is built outside a running mesher). */
+  readonly metrics?: Metrics;
+  /** State that outlives one pipeline: handlers keep balancers, breakers, buckets here by key so they survive a reload. */
+  readonly store?: Map<string, unknown>;
 }
 
 /** Builds a handler once per chain compile. */

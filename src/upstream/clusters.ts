@@ -1,9 +1,18 @@
-import { makeEndpoint, type Cluster, type Endpoint } from "./cluster.ts";
+import { makeEndpoint, type Cluster, type Endpoint, type EndpointStatus } from "./cluster.ts";
 
 export interface EndpointSpec {
   address: string;
   tags?: Record<string, string>;
   weight?: number;
+  /** As a registry reports it; omitted: left as it is (UP for a new endpoint). */
+  status?: EndpointStatus;
+}
+
+/** An origin whose source went away: its last known endpoints stay in service. */
+export interface StaleOrigin {
+  /** Epoch ms when it went stale. */
+  since: number;
+  reason: string;
 }
 
 /**
@@ -14,9 +23,26 @@ export class ClusterManager {
   readonly #clusters = new Map<string, Cluster>();
   /** origin -> service -> endpoints, merged into each cluster. */
   readonly #sources = new Map<string, Map<string, EndpointSpec[]>>();
+  readonly #stale = new Map<string, StaleOrigin>();
+  /**
+   * Resolves a service static config does not know (set by discovery): starts watching it and
+   * settles once the first answer is in (bounded by the resolver itself).
+   */
+  resolver?: (service: string) => Promise<void>;
+
+  /** Lower-cased name -> name: Host headers are case-insensitive, service names are not. */
+  readonly #folded = new Map<string, string>();
 
   get(name: string): Cluster | undefined {
     return this.#clusters.get(name);
+  }
+
+  /**
+   * The service's name as configured for a name as a Host header spelled it: exact first,
+   * then ignoring case (so `http://shoppingcart/` finds Mesher's `ShoppingCart`).
+   */
+  canonicalName(name: string): string | undefined {
+    return this.#clusters.has(name) ? name : this.#folded.get(name.toLowerCase());
   }
 
   names(): string[] {
@@ -44,6 +70,25 @@ export class ClusterManager {
     this.#rebuild(service);
   }
 
+  /** Marks an origin stale (its source is unreachable) or fresh again (reason undefined). */
+  setStale(origin: string, reason: string | undefined): void {
+    if (reason === undefined) this.#stale.delete(origin);
+    else if (!this.#stale.has(origin)) this.#stale.set(origin, { since: Date.now(), reason });
+  }
+
+  /** Origins now stale, by name. */
+  staleOrigins(): ReadonlyMap<string, StaleOrigin> {
+    return this.#stale;
+  }
+
+  /** The cluster of a service, asking the resolver when static config does not know it. */
+  async discover(name: string): Promise<Cluster | undefined> {
+    const known = this.#clusters.get(name);
+    if (known || !this.resolver) return known;
+    await this.resolver(name);
+    return this.#clusters.get(name);
+  }
+
   #rebuild(name: string): void {
     const old = this.#clusters.get(name);
     const byAddress = new Map(old?.endpoints.map((e) => [e.address, e]));
@@ -61,13 +106,16 @@ export class ClusterManager {
         e.tags = s.tags ?? {};
         e.weight = s.weight ?? 1;
         e.origin = origin;
+        if (s.status) e.status = s.status; // specs without one leave it to health checking
         endpoints.push(e);
       }
     }
     if (!declared) {
       this.#clusters.delete(name);
+      if (this.#folded.get(name.toLowerCase()) === name) this.#folded.delete(name.toLowerCase());
       return;
     }
+    this.#folded.set(name.toLowerCase(), name);
     if (old) {
       old.endpoints = endpoints;
       old.revision++;

@@ -1,17 +1,69 @@
+import type { ResolvedConfig } from "../../config/schema.ts";
 import { MeshError } from "../../pipeline/errors.ts";
-import type { Handler, HandlerFactory } from "../../pipeline/types.ts";
+import type { Handler, HandlerFactory, RouteDecision } from "../../pipeline/types.ts";
+import { compileRules, findRule, type CompiledRule } from "./compile.ts";
+import { LATEST, latestResolver } from "./latest.ts";
+import { requestView } from "./match.ts";
+import { fireMirrors } from "./mirror.ts";
+
+/** Route rules of a service as configured (resolved: defaults filled in); undefined when none. */
+export function routeRulesOf(config: ResolvedConfig, service: string): unknown {
+  const routes = config.services[service]?.routes;
+  return routes && routes.length ? routes : undefined;
+}
 
 /**
- * Resolves the destination service to its cluster. (Route rules — tags and weights — sit on
- * top of this.)
+ * Picks the route of a request and resolves its cluster. The first rule of the destination
+ * service that matches (by precedence) decides: the tags the endpoint must carry (smooth
+ * weighted round-robin over the rule's `route`), maybe another service, the per-route
+ * timeout/retry/fault later handlers read from `ctx.route`, a path rewrite, header actions
+ * and mirrors. Without a matching rule the request goes to any endpoint of the service. A
+ * route already set by an earlier handler is kept (as go-chassis skips its router then).
  */
-export const router: HandlerFactory = ({ clusters }): Handler =>
-  async function router(ctx, next) {
-    const cluster = clusters.get(ctx.service);
+export const router: HandlerFactory = ({ config, clusters }): Handler => {
+  const tables = new Map<string, CompiledRule[]>();
+  for (const [name, svc] of Object.entries(config.services)) {
+    if (svc.routes.length) tables.set(name, compileRules(svc.routes));
+  }
+  const latest = latestResolver();
+  const mirrorCursor = { n: 0 };
+
+  return async function router(ctx, next) {
+    let rule: CompiledRule | undefined;
+    const canonical = clusters.canonicalName(ctx.service);
+    if (canonical) ctx.service = canonical;
+    if (!ctx.route) {
+      const rules = tables.get(ctx.service);
+      const found = rules && findRule(rules, requestView(ctx));
+      if (found) {
+        rule = found.rule;
+        const dest = rule.destinations?.next();
+        const service = dest?.service ?? rule.service;
+        if (service) ctx.service = service;
+        const decision: RouteDecision = { name: rule.name, tags: dest?.tags };
+        if (rule.timeout !== undefined) decision.timeout = rule.timeout;
+        if (rule.retry) decision.retry = rule.retry;
+        if (rule.fault) decision.fault = rule.fault;
+        ctx.route = decision;
+        if (rule.rewrite) ctx.path = rule.rewrite(ctx.path, found.matched);
+        rule.requestHeaders?.(ctx.headers);
+      } else {
+        ctx.route = { name: "default" };
+      }
+    }
+    // Names static config does not know are asked of the registry (a bounded wait, then cached).
+    const cluster = clusters.get(ctx.service) ?? (await clusters.discover(ctx.service));
     if (!cluster) {
       throw new MeshError("unknown_service", `no service named "${ctx.service}" is known to this sidecar`);
     }
     ctx.cluster = cluster;
-    ctx.route ??= { name: "default" };
+    const tags = ctx.route.tags;
+    if (tags?.version === LATEST) {
+      const version = latest(cluster);
+      if (version !== LATEST) ctx.route.tags = { ...tags, version };
+    }
+    if (rule?.mirrors.length) fireMirrors(ctx, rule.mirrors, clusters, mirrorCursor);
     await next();
+    if (rule?.responseHeaders && ctx.res) rule.responseHeaders(ctx.res.headers);
   };
+};

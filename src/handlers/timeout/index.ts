@@ -1,0 +1,22 @@
+import type { Handler, HandlerFactory } from "../../pipeline/types.ts";
+import { serviceSetting } from "../settings.ts";
+import { withDeadline } from "./deadline.ts";
+
+/**
+ * The overall timeout of a call: `ctx.route.timeout`, else `services.X.timeout`, else the
+ * top-level `timeout`. It covers every retry (it sits before `retry`) and ends when response
+ * headers arrive: a streaming body is not cut. Expiry answers 504 `upstream_timeout`.
+ */
+export const timeout: HandlerFactory = ({ config }): Handler => {
+  const setting = serviceSetting(config, "timeout");
+  return async function timeout(ctx, next) {
+    const ms = ctx.route?.timeout ?? setting(ctx.service);
+    if (!ms) return next();
+    const release = withDeadline(ctx, ms, "timeout");
+    try {
+      await next();
+    } finally {
+      release();
+    }
+  };
+};

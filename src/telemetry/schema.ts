@@ -1,0 +1,80 @@
+/**
+ * Config of the telemetry a sidecar produces: `tracing` and `accessLog`. Plugged into the
+ * main schema (src/config/schema.ts) as two optional keys; metrics and the stats page need no
+ * config (they are always on the admin port).
+ */
+import * as v from "valibot";
+import { Duration } from "../config/duration.ts";
+import { compileFormat } from "./accessLog.ts";
+
+const d = v.description;
+
+/** "http://host:port", "https://host:port" or "host:port" (taken as plaintext http). */
+const GrpcEndpoint = v.pipe(
+  v.string(),
+  v.regex(/^(?:https?:\/\/)?[A-Za-z0-9.\-[\]:]+:\d{1,5}\/?$/, 'a collector address "host:port" or "http://host:port"'),
+);
+
+export const TracingSchema = v.strictObject({
+  sampler: v.optional(
+    v.pipe(
+      v.number(),
+      v.minValue(0),
+      v.maxValue(1),
+      d("share of new traces to sample, 0..1; a request that carries a sampling decision keeps it (parent-based)"),
+    ),
+    1,
+  ),
+  otlp: v.optional(
+    v.pipe(
+      v.strictObject({
+        endpoint: v.pipe(GrpcEndpoint, d('OTLP/gRPC collector, e.g. "http://127.0.0.1:4317"')),
+        timeout: v.optional(v.pipe(Duration, d("give up one export after this (spans are dropped and counted)")), "10s"),
+      }),
+      d("export spans over OTLP/gRPC"),
+    ),
+  ),
+  skywalking: v.optional(
+    v.pipe(
+      v.strictObject({
+        serverUri: v.optional(v.pipe(GrpcEndpoint, d("SkyWalking OAP gRPC address")), "127.0.0.1:11800"),
+        keepAlive: v.optional(v.pipe(Duration, d("how often the instance keep-alive is sent")), "30s"),
+      }),
+      d("report segments to a SkyWalking OAP (TraceSegmentReportService)"),
+    ),
+  ),
+  flushInterval: v.optional(
+    v.pipe(Duration, d("how often buffered spans and segments are sent")),
+    "1s",
+  ),
+  maxQueue: v.optional(
+    v.pipe(v.number(), v.integer(), v.minValue(1), d("spans (and segments) buffered per exporter; beyond it they are dropped and counted")),
+    4096,
+  ),
+});
+
+export const AccessLogSchema = v.strictObject({
+  enabled: v.optional(v.pipe(v.boolean(), d("write one line per request")), true),
+  format: v.optional(
+    v.pipe(
+      v.string(),
+      v.minLength(1),
+      v.check((f) => {
+        try {
+          return Boolean(compileFormat(f));
+        } catch {
+          return false;
+        }
+      }, '"json", "envoy", or a format string of known operators (%START_TIME% %REQ(X)% %RESP(X)% %PROTOCOL% %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %UPSTREAM_HOST% %UPSTREAM_CLUSTER% %ROUTE_NAME% %DOWNSTREAM_REMOTE_ADDRESS% %UPSTREAM_REQUEST_ATTEMPT_COUNT% %TRACE_ID% %DIRECTION% %SERVICE%)'),
+      d('"json" (default), "envoy" (Envoy\'s default format), or an Envoy-like format string such as "[%START_TIME%] %REQ(:METHOD)% %RESPONSE_CODE% %RESPONSE_FLAGS%"'),
+    ),
+    "json",
+  ),
+  path: v.optional(v.pipe(v.string(), v.minLength(1), d('file to append to, or "-" / omitted for stdout')), "-"),
+});
+
+export type TracingOptions = v.InferOutput<typeof TracingSchema>;
+export type AccessLogOptions = v.InferOutput<typeof AccessLogSchema>;
+
+export const tracingKey = v.optional(v.pipe(TracingSchema, d("distributed tracing (off when absent)")));
+export const accessLogKey = v.optional(v.pipe(AccessLogSchema, d("access log, one line per request (off when absent)")));

@@ -1,0 +1,228 @@
+/**
+ * One span per sidecar hop: a client span when the app calls out (consumer), a server span
+ * when a call comes in (provider). The sampling decision is taken before anything is built, so
+ * an unsampled request costs a few header lookups and nothing else (no span, no id, no
+ * parsing unless a trace header is present). OpenTelemetry spans go to OTLP/gRPC; SkyWalking
+ * segments are built from the same hop (one segment per hop, ids shared with the OTel span).
+ */
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Span, type Tracer } from "@opentelemetry/api";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import { AlwaysOnSampler, BatchSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
+import type { MeshError } from "../../pipeline/errors.ts";
+import type { Ctx } from "../../pipeline/types.ts";
+import type { TracingOptions } from "../schema.ts";
+import { SkyWalkingReporter } from "../skywalking/reporter.ts";
+import { hopSegment } from "../skywalking/segment.ts";
+import { CountingExporter, CountingProcessor, otlpExporter } from "./otlp.ts";
+import { extract, inject, injectDeny, type Incoming, type SwParent } from "./propagation.ts";
+
+/** Who this sidecar is, as spans and segments name it. */
+export interface TraceIdentity {
+  service: string;
+  version: string;
+  app: string;
+  /** Unique per process (SkyWalking's service instance, OTel's service.instance.id). */
+  instance: string;
+}
+
+/** A span in flight for one hop. */
+export interface Hop {
+  readonly kind: "client" | "server";
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly parentSpanId?: string;
+  readonly incoming?: Incoming;
+  /** SkyWalking's trace id (an agent's own id when the request came with one). */
+  readonly swTraceId: string;
+  /** SkyWalking operation name ("GET:/items"). */
+  readonly operation: string;
+  /** The address the caller dialled, as sw8 and the exit span name it. */
+  readonly peer: string;
+  readonly startEpochMs: number;
+  readonly otel?: Span;
+}
+
+const randomHex = (bytes: number) => crypto.getRandomValues(new Uint8Array(bytes)).toHex();
+
+/** Called with the number of spans (or segments) an exporter had to drop. */
+export type DropCounter = (exporter: "otlp" | "skywalking", n: number) => void;
+
+export class HopTracer {
+  readonly #ratio: number;
+  readonly #id: TraceIdentity;
+  readonly #provider?: TracerProvider;
+  readonly #tracer?: Tracer;
+  readonly #sw?: SkyWalkingReporter;
+
+  constructor(options: TracingOptions, identity: TraceIdentity, dropped: DropCounter) {
+    this.#ratio = options.sampler;
+    this.#id = identity;
+    if (options.otlp) {
+      const drop = (n: number) => dropped("otlp", n);
+      const exporter = new CountingExporter(otlpExporter(options.otlp.endpoint, options.otlp.timeout), drop);
+      const batch = new BatchSpanProcessor({
+        exporter,
+        scheduledDelayMillis: options.flushInterval,
+        maxQueueSize: options.maxQueue,
+        maxExportBatchSize: Math.min(512, options.maxQueue),
+        exportTimeoutMillis: options.otlp.timeout,
+      });
+      this.#provider = new TracerProvider({
+        resource: resourceFromAttributes({
+          "service.name": identity.service,
+          "service.version": identity.version,
+          "service.namespace": identity.app,
+          "service.instance.id": identity.instance,
+        }),
+        // The decision is taken in begin(), before a span exists; the SDK records what it gets.
+        sampler: new AlwaysOnSampler(),
+        spanProcessors: [new CountingProcessor(batch, exporter, options.maxQueue, drop)],
+      });
+      this.#tracer = this.#provider.getTracer("mesher");
+    }
+    if (options.skywalking) {
+      this.#sw = new SkyWalkingReporter(options.skywalking, identity, options, (n) => dropped("skywalking", n));
+    }
+  }
+
+  /**
+   * Starts the hop's span and writes its context onto `ctx.headers` (which go upstream).
+   * Undefined when the request is not sampled.
+   */
+  begin(ctx: Ctx): Hop | undefined {
+    const h = ctx.headers;
+    const incoming = extract(h);
+    let sampled = incoming?.sampled;
+    if (h.has("x-envoy-force-trace") || h.has("x-client-trace-id")) sampled = true;
+    else if (sampled === undefined) sampled = this.#ratio >= 1 || Math.random() < this.#ratio;
+    if (!sampled) {
+      if (!incoming) injectDeny(h); // so the next hops keep this decision
+      return undefined;
+    }
+
+    const kind = ctx.direction === "provider" ? "server" : "client";
+    const q = ctx.path.indexOf("?");
+    const path = q < 0 ? ctx.path : ctx.path.slice(0, q);
+    const peer = kind === "client" ? (ctx.port ? `${ctx.service}:${ctx.port}` : ctx.service) : (ctx.req.headers.get("host") ?? "");
+    let traceId: string;
+    let spanId: string;
+    let otel: Span | undefined;
+    if (this.#tracer) {
+      const parent = incoming?.traceId
+        ? trace.setSpanContext(ROOT_CONTEXT, {
+            traceId: incoming.traceId,
+            spanId: incoming.spanId!,
+            traceFlags: TraceFlags.SAMPLED,
+            isRemote: true,
+            traceState: incoming.traceState,
+          })
+        : ROOT_CONTEXT;
+      otel = this.#tracer.startSpan(
+        // Envoy's header for naming the operation; else "{method} {service}".
+        h.get("x-envoy-decorator-operation") ?? `${ctx.method} ${ctx.service}`,
+        { kind: kind === "server" ? SpanKind.SERVER : SpanKind.CLIENT, attributes: startAttributes(ctx, path, kind) },
+        parent,
+      );
+      ({ traceId, spanId } = otel.spanContext());
+    } else {
+      traceId = incoming?.traceId ?? randomHex(16);
+      spanId = randomHex(8);
+    }
+    const hop: Hop = {
+      kind,
+      traceId,
+      spanId,
+      parentSpanId: incoming?.spanId,
+      incoming,
+      swTraceId: incoming?.sw?.traceId ?? traceId,
+      operation: `${ctx.method}:${path}`,
+      peer,
+      startEpochMs: Date.now(),
+      otel,
+    };
+    let sw: SwParent | undefined;
+    if (this.#sw) {
+      sw = {
+        sampled: true,
+        traceId: hop.swTraceId,
+        segmentId: spanId,
+        spanId: 0,
+        service: this.#id.service,
+        instance: this.#id.instance,
+        // The operation of the first entry span of the trace's segment in this service.
+        endpoint: kind === "server" ? hop.operation : (incoming?.sw?.endpoint ?? hop.operation),
+        peer: kind === "client" ? peer : (ctx.endpoint?.address ?? ""),
+      };
+    }
+    inject(h, { traceId, spanId, parentSpanId: incoming?.spanId, debug: incoming?.debug, traceState: incoming?.traceState, sw }, incoming);
+    return hop;
+  }
+
+  /** Ends the hop's span with what the request came to. */
+  end(hop: Hop, ctx: Ctx, res: Response, error: MeshError | undefined): void {
+    const failed = error !== undefined || res.status >= (hop.kind === "server" ? 500 : 400);
+    if (hop.otel) {
+      const span = hop.otel;
+      span.setAttributes(endAttributes(ctx, res, error));
+      if (failed) span.setStatus({ code: SpanStatusCode.ERROR, message: error?.message });
+      span.end();
+    }
+    this.#sw?.add(hopSegment(hop, ctx, res, error, failed, this.#id));
+  }
+
+  /** Sends what is buffered and closes the exporters; never rejects. */
+  async shutdown(): Promise<void> {
+    await Promise.all([this.#provider?.shutdown().catch(() => {}), this.#sw?.shutdown()]);
+  }
+
+  /** Sends what is buffered now (tests, stop); never rejects. */
+  async flush(): Promise<void> {
+    await Promise.all([this.#provider?.forceFlush().catch(() => {}), this.#sw?.flush()]);
+  }
+}
+
+function startAttributes(ctx: Ctx, path: string, kind: "client" | "server"): Attributes {
+  const q = ctx.path.indexOf("?");
+  const a: Attributes = {
+    "http.request.method": ctx.method,
+    "url.path": path,
+    "url.scheme": "http",
+    "server.address": ctx.service,
+    "mesher.direction": ctx.direction,
+  };
+  if (q >= 0) a["url.query"] = ctx.path.slice(q + 1);
+  if (ctx.port) a["server.port"] = Number(ctx.port);
+  const ua = ctx.req.headers.get("user-agent");
+  if (ua) a["user_agent.original"] = ua;
+  const rid = ctx.headers.get("x-request-id");
+  if (rid) a["mesher.request_id"] = rid;
+  const clientTraceId = ctx.headers.get("x-client-trace-id");
+  if (clientTraceId) a["mesher.client_trace_id"] = clientTraceId;
+  if (kind === "server") {
+    a["client.address"] = ctx.clientAddress;
+    a["network.peer.address"] = ctx.clientAddress;
+    if (ctx.source) a["mesher.source_service"] = ctx.source.name;
+  }
+  return a;
+}
+
+function endAttributes(ctx: Ctx, res: Response, error: MeshError | undefined): Attributes {
+  const a: Attributes = { "http.response.status_code": res.status };
+  if (ctx.route) a["mesher.route"] = ctx.route.name;
+  if (ctx.cluster) a["mesher.cluster"] = ctx.cluster.name;
+  if (ctx.endpoint) {
+    a["mesher.endpoint"] = ctx.endpoint.address;
+    if (ctx.direction !== "provider") {
+      a["network.peer.address"] = ctx.endpoint.host;
+      a["network.peer.port"] = ctx.endpoint.port;
+    }
+  }
+  a["mesher.attempts"] = ctx.attempts;
+  a["mesher.retries"] = Math.max(0, ctx.attempts - 1);
+  if (ctx.attempts > 1) a["http.request.resend_count"] = ctx.attempts - 1;
+  if (error) {
+    a["mesher.error_code"] = error.code;
+    a["error.type"] = error.code;
+  } else if (res.status >= 500) a["error.type"] = String(res.status);
+  return a;
+}
