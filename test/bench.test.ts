@@ -15,7 +15,7 @@ test.skipIf(!tools)("bun run bench --smoke prints a row for each path", async ()
     expect(rows.length).toBe(2);
     const cells = rows[0]!.split("|").map((c) => c.trim());
     expect(Number(cells[2])).toBeGreaterThan(0); // req/s
-    expect(cells[8]).toBe("0"); // errors
+    expect(cells[9]).toBe("0"); // errors
   }
   expect(r.stdout).toMatch(/\| one \| \d+\.\d \|/); // peak RSS of the 1-hop mesher
   expect(r.stdout).toMatch(/\| two-provider \| \d+\.\d \|/);
