@@ -1,5 +1,5 @@
 import { MeshError } from "../../pipeline/errors.ts";
-import type { Handler, HandlerFactory } from "../../pipeline/types.ts";
+import type { Ctx, Handler, HandlerFactory } from "../../pipeline/types.ts";
 import type { Endpoint } from "../../upstream/cluster.ts";
 import { h1Request, poolFor, type Pool } from "../../upstream/h1/client.ts";
 import { stripHopByHop } from "../../upstream/http.ts";
@@ -51,36 +51,41 @@ export const transport: HandlerFactory = (): Handler =>
     ctx.headers.set("host", endpoint.address);
     ctx.attempts++;
     endpoint.active++;
-    if (!USE_FETCH) {
-      let pool = poolOf.get(endpoint);
-      if (!pool) poolOf.set(endpoint, (pool = poolFor(endpoint.address, endpoint.host, endpoint.port)));
-      try {
-        // Errors come typed (MeshError) from the client; the response's hop-by-hop headers are gone.
-        ctx.res = await h1Request(pool, ctx);
-      } finally {
-        endpoint.active--;
-      }
-      return;
-    }
-    let upstream: Response;
     try {
-      upstream = await fetch(`http://${endpoint.address}${ctx.path}`, <BunRequestInit>{
-        method: ctx.method,
-        headers: ctx.headers,
-        body: ctx.body,
-        redirect: "manual",
-        decompress: false,
-        signal: ctx.signal,
-        duplex: "half", // required by the fetch spec for a streamed body
-      });
-    } catch (err) {
-      throw upstreamError(err, endpoint.address, ctx.signal);
+      // Plain HTTP/1.1 goes through mesher's pool; whatever it does not speak (upstream TLS,
+      // when a service asks for it) must take the fetch path.
+      ctx.res = USE_FETCH ? await viaFetch(ctx, endpoint) : await h1Request(poolOfEndpoint(endpoint), ctx);
     } finally {
       endpoint.active--;
     }
-    ctx.res = new Response(upstream.body, {
-      status: upstream.status,
-      statusText: upstream.statusText,
-      headers: stripHopByHop(new Headers(upstream.headers)),
-    });
   };
+
+/** The endpoint's keep-alive pool (errors from it come typed; hop-by-hop headers are gone). */
+function poolOfEndpoint(endpoint: Endpoint): Pool {
+  let pool = poolOf.get(endpoint);
+  if (!pool) poolOf.set(endpoint, (pool = poolFor(endpoint.address, endpoint.host, endpoint.port)));
+  return pool;
+}
+
+/** The request through Bun's fetch. */
+async function viaFetch(ctx: Ctx, endpoint: Endpoint): Promise<Response> {
+  let upstream: Response;
+  try {
+    upstream = await fetch(`http://${endpoint.address}${ctx.path}`, <BunRequestInit>{
+      method: ctx.method,
+      headers: ctx.headers,
+      body: ctx.body,
+      redirect: "manual",
+      decompress: false,
+      signal: ctx.signal,
+      duplex: "half", // required by the fetch spec for a streamed body
+    });
+  } catch (err) {
+    throw upstreamError(err, endpoint.address, ctx.signal);
+  }
+  return new Response(upstream.body, {
+    status: upstream.status,
+    statusText: upstream.statusText,
+    headers: stripHopByHop(new Headers(upstream.headers)),
+  });
+}
