@@ -11,7 +11,11 @@
  *
  *   bun bench/loadgen.ts --address 127.0.0.1:8080 --host app --rate 3000 --duration 10
  *
- * Prints one line: LOADGEN {"sent","done","errors","rate","p50","p99","max"} (microseconds).
+ * --abort P: P% of requests are abandoned mid-response (the connection is closed at the first
+ * response bytes), as clients that give up do; they count as "aborted", not in the latencies.
+ * --abort-path sends those to another path (the bench app's /stream answers slowly).
+ *
+ * Prints one line: LOADGEN {"sent","done","errors","aborted","rate","p50","p99","max"} (µs).
  * Only responses with Content-Length or chunked bodies are understood (enough for the bench).
  */
 import type { Socket } from "bun";
@@ -25,6 +29,8 @@ const { values } = parseArgs({
     rate: { type: "string", default: "3000" },
     duration: { type: "string", default: "5" },
     connections: { type: "string", default: "64" },
+    abort: { type: "string", default: "0" },
+    "abort-path": { type: "string" },
   },
 });
 const address = values.address!;
@@ -34,13 +40,17 @@ const port = Number(address.slice(i + 1));
 const rate = Number(values.rate);
 const durationMs = Number(values.duration) * 1000;
 const maxConns = Number(values.connections);
+const abortShare = Number(values.abort) / 100;
 const request = new TextEncoder().encode(`GET ${values.path} HTTP/1.1\r\nHost: ${values.host}\r\n\r\n`);
+const abandonedRequest = new TextEncoder().encode(`GET ${values["abort-path"] ?? values.path} HTTP/1.1\r\nHost: ${values.host}\r\n\r\n`);
 
 interface Conn {
   socket?: Socket<Conn>;
   buf: string;
   /** Scheduled time (performance.now ms) of the request in flight; -1 when idle. */
   current: number;
+  /** The request in flight is to be abandoned at its first response bytes. */
+  abandon: boolean;
 }
 
 const latencies: number[] = [];
@@ -50,10 +60,12 @@ let conns = 0;
 let sent = 0;
 let done = 0;
 let errors = 0;
+let aborted = 0;
 
 function send(c: Conn, scheduled: number): void {
   c.current = scheduled;
-  c.socket!.write(request);
+  c.abandon = abortShare > 0 && Math.random() < abortShare;
+  c.socket!.write(c.abandon ? abandonedRequest : request);
 }
 
 function dispatch(scheduled: number): void {
@@ -90,7 +102,7 @@ function complete(buf: string): number {
 
 function open(): void {
   conns++;
-  const c: Conn = { buf: "", current: -1 };
+  const c: Conn = { buf: "", current: -1, abandon: false };
   Bun.connect<Conn>({
     hostname,
     port,
@@ -100,7 +112,14 @@ function open(): void {
         c.socket = s;
         release(c);
       },
-      data(_s, chunk) {
+      data(s, chunk) {
+        if (c.abandon && c.current >= 0) {
+          aborted++;
+          done++;
+          c.current = -1;
+          s.terminate(); // close -> conns--; the next request opens a new connection
+          return;
+        }
         c.buf += chunk.toString("latin1");
         for (;;) {
           const n = complete(c.buf);
@@ -119,6 +138,7 @@ function open(): void {
         if (c.current >= 0) errors++, done++;
         const k = idle.indexOf(c);
         if (k >= 0) idle.splice(k, 1);
+        if (pending.length && conns < maxConns) open();
       },
       error() {},
     },
@@ -152,6 +172,6 @@ const elapsed = (performance.now() - t0) / 1000;
 latencies.sort((a, b) => a - b);
 const pct = (p: number) => Math.round((latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? 0) * 1000);
 console.log(
-  `LOADGEN ${JSON.stringify({ sent, done, errors: errors + (sent - done), rate: Math.round(done / elapsed), p50: pct(50), p99: pct(99), max: pct(100) })}`,
+  `LOADGEN ${JSON.stringify({ sent, done, errors: errors + (sent - done), aborted, rate: Math.round(done / elapsed), p50: pct(50), p99: pct(99), max: pct(100) })}`,
 );
 process.exit(0);

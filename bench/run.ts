@@ -22,6 +22,9 @@ const HELP = `bun run bench [-- options]
   --fixed S         seconds per fixed-rate measurement (default 5)
   --rows LIST       rows to run, comma list of direct,one,two,nginx (default) and one-fetch,
                     two-fetch (Bun's fetch as the upstream client: MESHER_UPSTREAM_CLIENT=fetch)
+  --soak S          instead of the table: S seconds at half the 1-hop capacity (or --rate if
+                    given) through one mesher hop, 5% of clients leaving mid-response; prints
+                    the mesher's RSS and sockets over time
   --smoke           a few seconds in all: 1 s per row, no warm-up, 500 req/s (for the test)
   --cpu-prof        run the meshers with bun --cpu-prof (profiles written to bench/profiles)
 `;
@@ -37,6 +40,7 @@ const { values: o } = parseArgs({
     fixed: { type: "string", default: "5" },
     rows: { type: "string", default: "direct,one,two,nginx" },
     smoke: { type: "boolean", default: false },
+    soak: { type: "string" },
     "cpu-prof": { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
@@ -51,7 +55,8 @@ const rounds = Number(o.rounds);
 const warmup = Number(o.warmup);
 const rate = Number(o.rate);
 const fixed = Number(o.fixed);
-const wanted = new Set(o.rows.split(","));
+const wanted = new Set(o.soak ? ["one"] : o.rows.split(","));
+const rateGiven = process.argv.some((a) => a.startsWith("--rate"));
 
 interface Row {
   key: string;
@@ -147,6 +152,10 @@ async function loadgen(r: Row, seconds: number) {
 }
 
 const log = (s: string) => process.stderr.write(s);
+if (o.soak) {
+  await soak(rows[0]!, Number(o.soak));
+  process.exit(0);
+}
 if (warmup > 0) {
   log(`warming up (${warmup} s per row)...\n`);
   for (const r of rows) await wrk(r, warmup);
@@ -175,6 +184,34 @@ for (let round = 0; round < rounds; round++) {
       r.fixed.push({ rate: g.rate, p50: g.p50 / 1000, p99: g.p99 / 1000, errors: g.errors, cpu: (cpuOf(r.proxies) - c0) / secs });
     }
   }
+}
+
+/** A long run at a steady rate with aborting clients: does the mesher's memory stay flat? */
+async function soak(r: Row, seconds: number): Promise<void> {
+  const mesher = r.proxies[0]!;
+  await wrk(r, 2);
+  const cap = await wrk(r, 3);
+  const soakRate = rateGiven ? rate : Math.round(cap.requests / (cap.duration_us / 1e6) / 2);
+  log(`soak: ${seconds} s at ${soakRate} req/s (capacity ${Math.round(cap.requests / (cap.duration_us / 1e6))}), 5% leaving mid-response\n`);
+  const samples: { t: number; rss: number; sockets: number }[] = [];
+  const rss = () => Number(/VmRSS:\s+(\d+)/.exec(require("node:fs").readFileSync(`/proc/${mesher.pid}/status`, "utf8"))![1]) / 1024;
+  const t0 = performance.now();
+  const every = Math.max(1, seconds / 20) * 1000;
+  const sampler = setInterval(() => samples.push({ t: (performance.now() - t0) / 1000, rss: rss(), sockets: socketCount(mesher.pid) }), every);
+  const p = Bun.spawn(
+    ["bun", join(ROOT, "bench/loadgen.ts"), "--address", r.address, "--host", r.host, "--rate", String(soakRate), "--duration", String(seconds), "--abort", "5", "--abort-path", "/stream", "--connections", "256"],
+    { stdout: "pipe", stderr: "pipe" },
+  );
+  const out = await new Response(p.stdout).text();
+  clearInterval(sampler);
+  checkAlive(mesher);
+  console.log(`\nsoak ${new Date().toISOString()}: ${r.label}, ${seconds} s at ${soakRate} req/s, 5% of requests abandoned mid-response`);
+  console.log(out.trim());
+  console.log(`\n| t s | RSS MB | sockets |\n| --- | --- | --- |`);
+  for (const x of samples) console.log(`| ${x.t.toFixed(0)} | ${x.rss.toFixed(1)} | ${x.sockets} |`);
+  const settled = samples[Math.floor(samples.length / 4)];
+  const last = samples[samples.length - 1];
+  if (settled && last) console.log(`\nRSS from 1/4 of the run to the end: ${settled.rss.toFixed(1)} -> ${last.rss.toFixed(1)} MB (peak ${peakRssMB(mesher.pid).toFixed(1)})`);
 }
 
 const median = (xs: number[]) => {
