@@ -231,6 +231,27 @@ describe("h1 client", () => {
     expect(out.peak - out.base).toBeLessThan(60);
   }, 30_000);
 
+  test("large bodies survive short writes byte for byte (buffered and streamed)", async () => {
+    const pool = app(async (req) => {
+      const h = new Bun.CryptoHasher("sha256");
+      for await (const c of req.body!) {
+        h.update(c);
+        await Bun.sleep(0); // read slowly: the socket fills and writes come back short
+      }
+      return new Response(h.digest("hex"));
+    });
+    const data = new Uint8Array(32 * 1024 * 1024).map((_, i) => (i * 7) & 255);
+    const sha = new Bun.CryptoHasher("sha256").update(data).digest("hex");
+    const put = (body: Uint8Array | ReadableStream<Uint8Array>) =>
+      h1Request(pool, { method: "PUT", path: "/", headers: new Headers({ host: "x" }), body, signal: new AbortController().signal }).then((r) => r.text());
+    expect(await put(data)).toBe(sha);
+    let off = 0;
+    expect(await put(new ReadableStream({ pull(c) {
+      if (off >= data.length) return c.close();
+      c.enqueue(data.subarray(off, (off += 3 * 1024 * 1024 + 17)));
+    } }))).toBe(sha);
+  }, 30_000);
+
   test("an early answer before the upload ends is returned, and the connection dropped", async () => {
     const pool = rawServer((s) => s.write("HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\n\r\nbig"));
     let n = 0;
