@@ -72,10 +72,12 @@ export function checkAlive(p: Proc): void {
   }
 }
 
-export async function startApp(): Promise<Proc> {
-  const proc = spawn(["bun", join(ROOT, "bench/app.ts")], {}, "app");
-  const m = await waitLine(proc, /port (\d+)/);
-  const p = { name: "app", proc, pid: proc.pid, address: `127.0.0.1:${m[1]}`, extra: {} };
+/** Starts bench/app.ts; `extraPorts` more ports in the same process (one service's endpoints). */
+export async function startApp(extraPorts = 0): Promise<Proc> {
+  const proc = spawn(["bun", join(ROOT, "bench/app.ts")], { EXTRA_PORTS: String(extraPorts) }, "app");
+  const m = await waitLine(proc, /ports ([\d ]+)\n/);
+  const ports = m[1]!.trim().split(" ");
+  const p = { name: "app", proc, pid: proc.pid, address: `127.0.0.1:${ports[0]}`, extra: { ports: ports.join(" ") } };
   running.push(p);
   return p;
 }

@@ -21,7 +21,9 @@ const HELP = `bun run bench [-- options]
   --rate R          fixed-rate mode: requests/s (default 3000; 0 skips the mode)
   --fixed S         seconds per fixed-rate measurement (default 5)
   --rows LIST       rows to run, comma list of direct,one,two,nginx (default) and one-fetch,
-                    two-fetch (Bun's fetch as the upstream client: MESHER_UPSTREAM_CLIENT=fetch)
+                    two-fetch (Bun's fetch as the upstream client: MESHER_UPSTREAM_CLIENT=fetch),
+                    one-200 (one hop to a service of 200 endpoints, all served by the app)
+  --path P          request path: / (hello world, default), /bytes/1024, /bytes/1048576 ...
   --soak S          instead of the table: S seconds at half the 1-hop capacity (or --rate if
                     given) through one mesher hop, 5% of clients leaving mid-response; prints
                     the mesher's RSS and sockets over time
@@ -39,6 +41,7 @@ const { values: o } = parseArgs({
     rate: { type: "string", default: "3000" },
     fixed: { type: "string", default: "5" },
     rows: { type: "string", default: "direct,one,two,nginx" },
+    path: { type: "string", default: "/" },
     smoke: { type: "boolean", default: false },
     soak: { type: "string" },
     "cpu-prof": { type: "boolean", default: false },
@@ -81,7 +84,7 @@ process.on("SIGINT", () => process.exit(130));
 
 setStderrDir(dir);
 const profArgs = o["cpu-prof"] ? ["--cpu-prof", "--cpu-prof-dir", join(ROOT, "bench/profiles")] : [];
-const app = await startApp();
+const app = await startApp(wanted.has("one-200") ? 199 : 0);
 const rows: Row[] = [];
 const row = (key: string, label: string, address: string, host: string, proxies: Proc[]) => {
   if (wanted.has(key)) rows.push({ key, label, address, host, proxies, closed: [], fixed: [], sockets: 0 });
@@ -94,6 +97,15 @@ if (wanted.has("one")) {
     services: { app: { endpoints: [app.address] } },
   }, profArgs);
   row("one", "mesher, 1 hop", one.address, "app", [one]);
+}
+if (wanted.has("one-200")) {
+  const endpoints = app.extra.ports!.split(" ").map((p) => `127.0.0.1:${p}`);
+  const many = await startMesher("one-200", dir, {
+    service: { name: "bench" },
+    listen: { consumer: "127.0.0.1:0", admin: false },
+    services: { app: { endpoints } },
+  }, profArgs);
+  row("one-200", `mesher, 1 hop, ${endpoints.length} endpoints`, many.address, "app", [many]);
 }
 if (wanted.has("one-fetch")) {
   // The same hop with Bun's fetch as the upstream client (the pre-pool transport), to compare.
@@ -131,7 +143,7 @@ const cpuOf = (ps: Proc[]) => {
 
 async function wrk(r: Row, seconds: number) {
   const p = Bun.spawn(
-    ["wrk", `-t${o.threads}`, `-c${o.connections}`, `-d${seconds}s`, "-H", `Host: ${r.host}`, "-s", join(ROOT, "bench/wrk-report.lua"), `http://${r.address}/`],
+    ["wrk", `-t${o.threads}`, `-c${o.connections}`, `-d${seconds}s`, "-H", `Host: ${r.host}`, "-s", join(ROOT, "bench/wrk-report.lua"), `http://${r.address}${o.path}`],
     { stdout: "pipe", stderr: "pipe" },
   );
   const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
@@ -142,7 +154,7 @@ async function wrk(r: Row, seconds: number) {
 
 async function loadgen(r: Row, seconds: number) {
   const p = Bun.spawn(
-    ["bun", join(ROOT, "bench/loadgen.ts"), "--address", r.address, "--host", r.host, "--rate", String(rate), "--duration", String(seconds)],
+    ["bun", join(ROOT, "bench/loadgen.ts"), "--address", r.address, "--host", r.host, "--rate", String(rate), "--duration", String(seconds), "--path", o.path],
     { stdout: "pipe", stderr: "pipe" },
   );
   const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
@@ -234,7 +246,7 @@ const table = (head: string[], body: string[][]) => {
 
 console.log(`\nmesher bench ${new Date().toISOString()}  bun ${Bun.version}  ${navigator.hardwareConcurrency} cores shared by wrk, proxy and app`);
 console.log(`proxy sockets: open sockets of the proxy process(es) halfway through the run (downstream + upstream + listeners)`);
-console.log(`closed loop: wrk -t${o.threads} -c${o.connections}, ${duration} s x ${rounds} interleaved rounds (median), after ${warmup} s warm-up\n`);
+console.log(`closed loop: wrk -t${o.threads} -c${o.connections} ${o.path}, ${duration} s x ${rounds} interleaved rounds (median), after ${warmup} s warm-up\n`);
 console.log(
   table(
     ["path", "req/s", "p50 ms", "p99 ms", "x direct", "x nginx", "proxy CPU (cores)", "proxy sockets", "errors"],
