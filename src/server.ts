@@ -2,17 +2,16 @@
  * Starts a mesher from a resolved config: builds the pipeline, opens the listeners, and
  * offers reload (swap the pipeline whole) and a graceful stop (drain, then close).
  */
-import type { Server } from "bun";
 import type { ResolvedConfig } from "./config/schema.ts";
 import { createDiscovery, type DiscoveryRuntime } from "./discovery/index.ts";
 import { adminApp } from "./listeners/admin.ts";
-import { consumerHandler } from "./listeners/consumer.ts";
+import { consumerConnect, consumerHandler } from "./listeners/consumer.ts";
 import { edgeHandler } from "./listeners/edge.ts";
-import { consumerGrpcRoute, providerGrpcRoute, serveGrpc, type GrpcListener } from "./listeners/grpc.ts";
+import { serveGrpc, type GrpcListener } from "./listeners/grpc.ts";
 import { DEFAULT_GRPC_ADDRESS } from "./listeners/ingressSchema.ts";
 import { providerHandler } from "./listeners/provider.ts";
 import type { Runtime } from "./listeners/runtime.ts";
-import { boundAddress, serveHttp } from "./listeners/serve.ts";
+import { boundAddress, serveHttp, type Listener } from "./listeners/serve.ts";
 import { routeRulesOf } from "./handlers/router/index.ts";
 import { buildPipeline, staticEndpoints } from "./pipeline/build.ts";
 import { StateStore } from "./pipeline/store.ts";
@@ -76,19 +75,24 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
   const discovery = createDiscovery(config, clusters, rt.metrics.registryStale);
   extras.metrics.inflight = () => rt.inflight;
   let ready = false;
-  const servers: Server<undefined>[] = [];
+  const servers: Listener[] = [];
   const opts = { idleTimeout: config.listen.idleTimeout, maxRequestBodySize: config.maxRequestBodySize };
   const addresses: Addresses = { consumer: "" };
   const grpcListeners: GrpcListener[] = [];
+  const tls = config.listen.tls ?? {};
 
   try {
     if (config.listen.consumer) {
-      const consumer = serveHttp(config.listen.consumer, consumerHandler(rt), opts);
+      const consumer = serveHttp(config.listen.consumer, consumerHandler(rt), {
+        ...opts,
+        tls: tls.consumer,
+        connect: config.listen.connect ? consumerConnect(rt) : undefined,
+      });
       servers.push(consumer);
       addresses.consumer = boundAddress(consumer);
     }
     if (config.listen.provider) {
-      const provider = serveHttp(config.listen.provider, providerHandler(rt), opts);
+      const provider = serveHttp(config.listen.provider, providerHandler(rt), { ...opts, tls: tls.provider });
       servers.push(provider);
       addresses.provider = boundAddress(provider);
     }
@@ -102,24 +106,24 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
         breakers: () => breakerStates(extras.store),
         discovery,
       });
-      const admin = serveHttp(config.listen.admin, (req) => app.fetch(req), opts);
+      const admin = serveHttp(config.listen.admin, (req) => app.fetch(req), { ...opts, tls: tls.admin });
       servers.push(admin);
       addresses.admin = boundAddress(admin);
     }
     if (config.mode === "edge") {
       // TLS for the edge listener comes with serveHttp's TLS options (listeners work).
-      const edge = serveHttp(config.listen.edge, edgeHandler(rt, clusters), opts);
+      const edge = serveHttp(config.listen.edge, edgeHandler(rt, clusters), { ...opts, tls: tls.edge });
       servers.push(edge);
       addresses.edge = boundAddress(edge);
     }
     if (config.listen.grpc) {
       const address = config.listen.grpc === true ? DEFAULT_GRPC_ADDRESS : config.listen.grpc;
-      const g = serveGrpc(address, rt, "consumer", consumerGrpcRoute(clusters));
+      const g = serveGrpc(address, rt, "consumer", clusters);
       grpcListeners.push(g);
       addresses.grpc = g.address;
     }
     if (config.listen.grpcProvider) {
-      const g = serveGrpc(config.listen.grpcProvider, rt, "provider", providerGrpcRoute(rt));
+      const g = serveGrpc(config.listen.grpcProvider, rt, "provider", clusters);
       grpcListeners.push(g);
       addresses.grpcProvider = g.address;
     }

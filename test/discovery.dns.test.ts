@@ -52,7 +52,7 @@ describe("dns registry", async () => {
     expect(await (await viaProxy(`http://${user.addresses.consumer}`, "http://cart/")).json()).toEqual({ app: "b" });
   });
 
-  test("a name DNS does not know stays unknown_service; the dns registry takes no registrations", async () => {
+  test("a name DNS does not know is refused (403: neither a service nor egress); the dns registry takes no registrations", async () => {
     const user = startSidecar({
       service: { name: "web", ports: { http: a.port! } },
       listen: { provider: "127.0.0.1:0" },
@@ -60,7 +60,7 @@ describe("dns registry", async () => {
     });
     sidecars.push(user);
     const r = await viaProxy(`http://${user.addresses.consumer}`, "http://nothere/");
-    expect(r.headers.get("x-mesher-error")).toBe("unknown_service");
+    expect(r.headers.get("x-mesher-error")).toBe("forbidden");
     expect(user.discovery!.status().registrations).toEqual([]);
     const post = await fetch(`http://${user.addresses.admin}/registry`, {
       method: "POST",

@@ -172,9 +172,9 @@ describe("file registry: two sidecars on one machine", () => {
     expect(t.status).toBe(400);
   });
 
-  test("a name nobody registered is still unknown_service", async () => {
+  test("a name nobody registered is refused: the registry is asked, then 403 (neither a service nor egress)", async () => {
     const r = await viaProxy(`http://${user.addresses.consumer}`, "http://nobody/");
-    expect(r.status).toBe(404);
-    expect(r.headers.get("x-mesher-error")).toBe("unknown_service");
+    expect(r.status).toBe(403);
+    expect(r.headers.get("x-mesher-error")).toBe("forbidden");
   });
 });

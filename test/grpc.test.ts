@@ -1,86 +1,15 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
 import http2 from "node:http2";
-import { join } from "node:path";
 import type { Mesher } from "../src/server.ts";
-import { ROOT, startSidecar } from "./helpers.ts";
-
-const def = protoLoader.loadSync(join(ROOT, "test/fixtures/echo.proto"), { keepCase: false, longs: Number, defaults: true });
-const pkg = grpc.loadPackageDefinition(def) as unknown as {
-  mesher: { test: { Echo: grpc.ServiceClientConstructor } };
-};
-const Echo = pkg.mesher.test.Echo;
-
-interface Req { text: string; count: number; delayMs: number; failCode: number; blob: Buffer }
-interface Reply { text: string; index: number; authority: string; caller: string; blobBytes: number }
-
-/** A grpc-js app implementing every call kind; records cancelled calls. */
-async function startGrpcApp() {
-  const cancelled: string[] = [];
-  const server = new grpc.Server({ "grpc.max_receive_message_length": 8 << 20 });
-  const caller = (md: grpc.Metadata) => {
-    const ctx = md.get("x-cse-context")[0];
-    return ctx ? JSON.parse(String(ctx))["x-cse-src-microservice"] : "";
-  };
-  server.addService(Echo.service, {
-    Unary(call: grpc.ServerUnaryCall<Req, Reply>, cb: grpc.sendUnaryData<Reply>) {
-      const r = call.request;
-      call.on("cancelled", () => cancelled.push(r.text));
-      const answer = () => {
-        if (r.failCode) {
-          const md = new grpc.Metadata();
-          md.set("x-detail", "from-app");
-          return cb({ code: r.failCode, details: `app says no to ${r.text}`, metadata: md });
-        }
-        cb(null, { text: r.text, index: 0, authority: call.getHost(), caller: caller(call.metadata), blobBytes: r.blob.length });
-      };
-      if (r.delayMs) setTimeout(answer, r.delayMs);
-      else answer();
-    },
-    ServerStream(call: grpc.ServerWritableStream<Req, Reply>) {
-      for (let i = 0; i < call.request.count; i++) call.write({ text: call.request.text, index: i, authority: "", caller: "", blobBytes: 0 });
-      call.end();
-    },
-    ClientStream(call: grpc.ServerReadableStream<Req, Reply>, cb: grpc.sendUnaryData<Reply>) {
-      const texts: string[] = [];
-      call.on("data", (r: Req) => texts.push(r.text));
-      call.on("end", () => cb(null, { text: texts.join(","), index: texts.length, authority: "", caller: "", blobBytes: 0 }));
-    },
-    Bidi(call: grpc.ServerDuplexStream<Req, Reply>) {
-      let i = 0;
-      call.on("cancelled", () => cancelled.push("bidi"));
-      call.on("data", (r: Req) => call.write({ text: r.text.toUpperCase(), index: i++, authority: "", caller: "", blobBytes: 0 }));
-      call.on("end", () => call.end());
-    },
-  });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  return { port, cancelled, stop: () => server.forceShutdown() };
-}
-
-/** A port nothing listens on (bound by the OS, then closed). */
-function closedPort(): number {
-  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = l.port;
-  l.stop(true);
-  return port;
-}
-
-const unary = (client: grpc.Client, req: Partial<Req>, options: grpc.CallOptions = {}) =>
-  new Promise<{ reply?: Reply; err?: grpc.ServiceError }>((resolve) =>
-    (client as unknown as Record<string, Function>).Unary!(req, new grpc.Metadata(), options, (err: grpc.ServiceError | null, reply: Reply) =>
-      resolve(err ? { err } : { reply }),
-    ),
-  );
+import { closedPort, echoClient, startGrpcApp, unary, type GrpcApp, type Reply, type Req } from "./grpcApp.ts";
+import { startSidecar } from "./helpers.ts";
 
 describe("gRPC through two sidecars: client -> A (grpc) -> B (grpcProvider) -> app", () => {
-  let app: Awaited<ReturnType<typeof startGrpcApp>>;
+  let app: GrpcApp;
   let a: Mesher, b: Mesher, c: Mesher;
   let client: grpc.Client;
-  const clientFor = (authority: string) =>
-    new Echo(a.addresses.grpc!, grpc.credentials.createInsecure(), { "grpc.default_authority": authority, "grpc.max_receive_message_length": 8 << 20 });
+  const clientFor = (authority: string) => echoClient(a.addresses.grpc!, authority);
 
   beforeAll(async () => {
     app = await startGrpcApp();

@@ -59,7 +59,7 @@ describe("/stats", () => {
     expect(await page.locator(`#endpoints tr[data-endpoint="${mesh.b.addresses.provider}"] td[data-k="state"]`).textContent()).toBe("UP");
 
     for (let i = 0; i < 6; i++) expect((await viaProxy(mesh.proxy, "http://promotion/items")).status).toBe(200);
-    expect((await viaProxy(mesh.proxy, "http://nowhere/")).status).toBe(404);
+    expect((await viaProxy(mesh.proxy, "http://nowhere/")).status).toBe(403); // neither a service nor egress
 
     await page.waitForFunction(
       () => document.querySelector('#services tr[data-service="promotion"] td[data-k="requests"]')?.textContent === "6",

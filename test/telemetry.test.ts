@@ -167,12 +167,12 @@ describe("metrics", () => {
     const mesh = twoSidecars(app.port!);
     try {
       for (let i = 0; i < 3; i++) await echoed(mesh.proxy);
-      expect((await viaProxy(mesh.proxy, "http://nowhere/")).status).toBe(404);
+      expect((await viaProxy(mesh.proxy, "http://nowhere/")).status).toBe(403); // neither a service nor egress
       const a = await metricsText(mesh.a.addresses.admin!);
       const b = await metricsText(mesh.b.addresses.admin!);
       const endpoint = mesh.b.addresses.provider!;
       expect(sample(a, "mesher_requests_total", { direction: "consumer", service: "promotion", route: "default", endpoint, status_class: "2xx", error_code: "" })).toBe(3);
-      expect(sample(a, "mesher_requests_total", { direction: "consumer", service: "nowhere", status_class: "4xx", error_code: "unknown_service" })).toBe(1);
+      expect(sample(a, "mesher_requests_total", { direction: "consumer", service: "nowhere", status_class: "4xx", error_code: "forbidden" })).toBe(1);
       expect(sample(a, "mesher_request_duration_seconds_count", { direction: "consumer", service: "promotion", status_class: "2xx" })).toBe(3);
       expect(sample(b, "mesher_requests_total", { direction: "provider", service: "promotion", endpoint: `127.0.0.1:${app.port}`, status_class: "2xx" })).toBe(3);
       // Mesher's own names stay.
@@ -199,7 +199,7 @@ describe("access log", () => {
     const mesh = twoSidecars(app.port!, { a: { accessLog: { path }, tracing: { otlp: { endpoint: otlp.url } } } });
     try {
       await echoed(mesh.proxy, { "user-agent": "test-agent/1" });
-      expect((await viaProxy(mesh.proxy, "http://nowhere/x?y=1")).status).toBe(404);
+      expect((await viaProxy(mesh.proxy, "http://nowhere/x?y=1")).status).toBe(403); // neither a service nor egress
     } finally {
       await mesh.stop(); // flushes the log
       app.stop(true);
@@ -213,7 +213,7 @@ describe("access log", () => {
     expect(ok.request_id).toMatch(/^[0-9a-f-]{36}$/);
     expect(typeof ok.duration_ms).toBe("number");
     expect(new Date(ok.start_time).getTime()).toBeGreaterThan(Date.now() - 60_000);
-    expect(bad).toMatchObject({ path: "/x?y=1", response_code: 404, response_flags: "unknown_service", upstream_host: null });
+    expect(bad).toMatchObject({ path: "/x?y=1", response_code: 403, response_flags: "forbidden", upstream_host: null });
   });
 
   test("an Envoy-like format string", async () => {
@@ -231,7 +231,7 @@ describe("access log", () => {
     }
     const lines = readFileSync(path, "utf8").trim().split("\n");
     expect(lines[0]).toMatch(new RegExp(`^GET /items 200 - ${mesh.b.addresses.provider} "rid-1" "curl" application/json\\S* \\d+$`));
-    expect(lines[1]).toMatch(/^GET \/ 404 unknown_service - "[0-9a-f-]{36}" "Bun\/" application\/json\S* \d+$/);
+    expect(lines[1]).toMatch(/^GET \/ 403 forbidden - "[0-9a-f-]{36}" "Bun\/" application\/json\S* \d+$/);
   });
 
   test("bad tracing settings are config errors naming the path", () => {

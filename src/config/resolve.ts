@@ -7,6 +7,7 @@ import { discoveryProblems } from "../discovery/check.ts";
 import { builtinHandlers } from "../handlers/index.ts";
 import { ConfigError, problemsFromIssues, type ConfigProblem } from "./errors.ts";
 import { ConfigSchema, type ResolvedConfig } from "./schema.ts";
+import { tlsProblems } from "../tls/check.ts";
 import { checkRouteRefs } from "../handlers/router/schema.ts";
 
 /** Settings from the command line or the environment that override the file. */
@@ -65,7 +66,7 @@ export function resolveConfig(raw: unknown, overrides: Overrides = {}, source?: 
   const config = result.output;
 
   const problems: ConfigProblem[] = [];
-  for (const side of ["consumer", "provider"] as const) {
+  for (const side of ["consumer", "provider", "egress"] as const) {
     config.chains[side]?.forEach((entry, i) => {
       if (typeof entry === "string" && !(entry in builtinHandlers) && !(entry in config.handlers)) {
         const known = [...Object.keys(builtinHandlers), ...Object.keys(config.handlers)].join(", ");
@@ -76,6 +77,7 @@ export function resolveConfig(raw: unknown, overrides: Overrides = {}, source?: 
   if (config.listen.provider && config.listen.provider === config.listen.consumer && !config.listen.provider.endsWith(":0")) {
     problems.push({ path: "listen.provider", value: config.listen.provider, expected: "an address other than listen.consumer" });
   }
+  problems.push(...tlsProblems(config));
   problems.push(...discoveryProblems(config));
   problems.push(...checkRouteRefs(config.services));
   if (problems.length) throw new ConfigError(problems, source);

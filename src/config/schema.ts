@@ -6,6 +6,8 @@
  */
 import * as v from "valibot";
 import { Duration } from "./duration.ts";
+import { ListenTlsSchema, UpstreamTlsSchema } from "../tls/schema.ts";
+import { EgressSchema } from "../egress/schema.ts";
 import type { Handler, HandlerFactory } from "../pipeline/types.ts";
 import { discoveryEntries } from "../discovery/schema.ts";
 import { RoutesField } from "../handlers/router/schema.ts";
@@ -50,6 +52,7 @@ export const ServiceSchema = v.strictObject({
     v.pipe(v.array(EndpointSchema), d("static endpoints of the service; discovery adds more")),
     [],
   ),
+  tls: v.optional(v.pipe(UpstreamTlsSchema, d("call this service over TLS (https://, wss://)"))),
   routes: RoutesField,
   ...ServiceResilienceEntries,
   grpcEndpoints: v.optional(
@@ -90,6 +93,11 @@ const ListenSchema = v.strictObject({
     v.pipe(Duration, d("closes idle client connections after this; streaming responses are exempt")),
     "60s",
   ),
+  connect: v.optional(
+    v.pipe(v.boolean(), d("serve CONNECT (the app's HTTPS_PROXY) on the consumer port; false serves it with the faster Bun.serve, without CONNECT")),
+    true,
+  ),
+  tls: v.optional(v.pipe(ListenTlsSchema, d("serve TLS on these listeners"))),
   ...edgeListenEntries(Address),
 });
 
@@ -118,11 +126,13 @@ export const ConfigSchema = v.strictObject({
     v.pipe(v.record(ServiceName, ServiceSchema), d("services this sidecar can call, by name")),
     {},
   ),
+  egress: v.optional(v.pipe(EgressSchema, d("external hosts the app may reach through this sidecar (plain HTTP and CONNECT)")), []),
   chains: v.optional(
     v.pipe(
       v.strictObject({
         consumer: v.optional(v.pipe(v.array(ChainEntry), d("handlers for app -> mesh calls"))),
         provider: v.optional(v.pipe(v.array(ChainEntry), d("handlers for mesh -> app calls"))),
+        egress: v.optional(v.pipe(v.array(ChainEntry), d("handlers for app -> external host calls (egress)"))),
       }),
       d("handler chains; defaults follow Mesher's"),
     ),

@@ -1,5 +1,6 @@
 import type { HandlerFactory } from "../pipeline/types.ts";
 import { circuitBreaker } from "./circuitBreaker/index.ts";
+import { egressEndpoint } from "./egressEndpoint/index.ts";
 import { fault } from "./fault/index.ts";
 import { loadBalance } from "./loadBalance/index.ts";
 import { outlierDetection } from "./outlierDetection/index.ts";
@@ -19,6 +20,7 @@ export const builtinHandlers: Record<string, HandlerFactory> = {
   retry,
   loadBalance,
   outlierDetection,
+  egressEndpoint,
   transport,
 };
 
@@ -32,4 +34,9 @@ export const builtinHandlers: Record<string, HandlerFactory> = {
 export const DEFAULT_CHAINS = {
   consumer: ["router", "rateLimit", "fault", "circuitBreaker", "timeout", "retry", "loadBalance", "outlierDetection", "transport"],
   provider: ["rateLimit", "transport"],
+  /**
+   * Calls to external hosts (egress): no router, balancer or breaker, the endpoint is the host
+   * itself. Mesher's egress chain is ratelimiter-consumer, transport.
+   */
+  egress: ["rateLimit", "timeout", "retry", "egressEndpoint", "transport"],
 } as const;

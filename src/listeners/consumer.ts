@@ -1,16 +1,38 @@
 /**
- * The consumer side: the local app's HTTP_PROXY. The Host (absolute-form URL or Host header)
- * names the destination service; a port in it travels on as X-Forwarded-Port.
+ * The consumer side: the local app's HTTP_PROXY and HTTPS_PROXY. The Host (absolute-form URL
+ * or Host header) names the destination: a mesh service (a port in it travels on as
+ * X-Forwarded-Port), or an external host an egress rule allows. Anything else is refused.
  */
 import { IDENTITY_HEADER } from "../pipeline/build.ts";
 import { errorResponse, MeshError } from "../pipeline/errors.ts";
 import { originForm, setForwarded, splitHost, stripHopByHop } from "../upstream/http.ts";
+import type { Ctx } from "../pipeline/types.ts";
 import { newContext, runChain, VIA_HEADER, viaContains } from "./handle.ts";
 import type { Runtime } from "./runtime.ts";
+import type { ConnectHandler } from "./serve.ts";
+
+function forbiddenError(what: string): MeshError {
+  return new MeshError("forbidden", `${what} is neither a service of this mesh nor allowed by an egress rule (add it to egress, or set egress.allowAll)`);
+}
+
+function forbidden(what: string): Response {
+  return errorResponse(forbiddenError(what));
+}
+
+/** The "chain" of a refused request: it still goes through runChain to be counted and logged. */
+async function refuse(ctx: Ctx): Promise<void> {
+  throw forbiddenError(`"${ctx.req.headers.get("host")}"`);
+}
 
 export function consumerHandler(rt: Runtime): (req: Request, clientAddress: string) => Promise<Response> {
   const mark = `${rt.id}/consumer`;
   return async function consumer(req, clientAddress) {
+    if (req.method === "CONNECT") {
+      // Only reached on the Bun.serve engine, which cannot tunnel.
+      return errorResponse(
+        new MeshError("bad_request", "CONNECT is switched off on this listener (listen.connect: false)", { status: 405 }),
+      );
+    }
     const host = req.headers.get("host");
     const [name, port] = host ? splitHost(host) : ["", undefined];
     if (!name) {
@@ -22,16 +44,53 @@ export function consumerHandler(rt: Runtime): (req: Request, clientAddress: stri
         new MeshError("loop_detected", `the request names this sidecar itself (${host}); call http://<service>/<path> through it instead`),
       );
     }
+    const pipeline = rt.pipeline;
+    const service = name.toLowerCase();
+    const egress = pipeline.egressTable.match(service, port ? Number(port) : undefined, "http");
+    let inMesh = !egress && pipeline.isService(name);
+    // A name neither known nor allowed may still be a service discovery finds on first use.
+    // (With allowAll such a name leaves the mesh without asking: no registry call per request.)
+    if (!egress && !inMesh && !pipeline.egressTable.allowAll) inMesh = await pipeline.discoverService(name);
+
     const headers = stripHopByHop(new Headers(req.headers));
     setForwarded(headers, clientAddress, host, "http");
-    headers.set(VIA_HEADER, via ? `${via}, ${mark}` : mark);
-    headers.set(IDENTITY_HEADER, rt.pipeline.identity);
-    if (port) headers.set("x-forwarded-port", port);
     // Bun's fetch would add Accept-Encoding on its own; the app asked for none, so ask for none.
     if (!headers.has("accept-encoding")) headers.set("accept-encoding", "identity");
-    const ctx = newContext(req, "consumer", clientAddress, headers, originForm(req.url), name);
-    ctx.port = port;
-    ctx.source = { name: rt.pipeline.config.service.name, version: rt.pipeline.config.service.version, app: rt.pipeline.config.service.app, tags: rt.pipeline.config.service.tags };
-    return runChain(rt, ctx, rt.pipeline.consumer);
+    // A mesh service keeps the name as written (the router finds its configured spelling).
+    const ctx = newContext(req, "consumer", clientAddress, headers, originForm(req.url), inMesh ? name : service);
+    const config = pipeline.config;
+    ctx.source = { name: config.service.name, version: config.service.version, app: config.service.app, tags: config.service.tags };
+    if (!egress && !inMesh && !pipeline.egressTable.allowAll) return runChain(rt, ctx, refuse);
+    if (inMesh) {
+      headers.set(VIA_HEADER, via ? `${via}, ${mark}` : mark);
+      headers.set(IDENTITY_HEADER, pipeline.identity);
+      if (port) headers.set("x-forwarded-port", port);
+      ctx.port = port;
+      return runChain(rt, ctx, pipeline.consumer);
+    }
+    // Leaving the mesh: no identity header for strangers. The egressEndpoint handler makes the
+    // endpoint from the host and the port chosen here.
+    ctx.port = egress ? String(egress.port) : (port ?? "80");
+    ctx.route = egress ? { ...egress.route } : { name: "egress:allowAll" };
+    return runChain(rt, ctx, pipeline.egress);
+  };
+}
+
+/** Decides CONNECT tunnels (HTTPS_PROXY): allowed by an egress rule, or by allowAll. */
+export function consumerConnect(rt: Runtime): ConnectHandler {
+  return function connect(authority, clientAddress) {
+    const [name, port] = splitHost(authority);
+    const n = Number(port);
+    if (!name || !port || !Number.isInteger(n) || n < 1 || n > 65535) {
+      return errorResponse(new MeshError("bad_request", `CONNECT needs "host:port", got "${authority}"`));
+    }
+    const host = name.toLowerCase();
+    const table = rt.pipeline.egressTable;
+    const egress = table.match(host, n, "connect");
+    if (egress) return egress.address;
+    if (table.allowAll) return `${host.includes(":") ? `[${host}]` : host}:${n}`;
+    // Refusals are rare and a security event: log them (not the hot path).
+    console.warn(`mesher: refused CONNECT ${authority} from ${clientAddress}: no egress rule allows it`);
+    return forbidden(`CONNECT to "${authority}"`);
   };
 }

@@ -1,6 +1,7 @@
 import { errorResponse, toMeshError, type MeshError } from "../pipeline/errors.ts";
 import type { Ctx } from "../pipeline/types.ts";
 import type { Runtime } from "./runtime.ts";
+import { upgraderOf } from "./upgrade.ts";
 
 /** Header listing the sidecar sides a request has passed through, to refuse loops. */
 export const VIA_HEADER = "x-mesher-via";
@@ -27,14 +28,21 @@ export function newContext(
     service,
     attempts: 0,
     state: {},
+    upgrade: upgraderOf(req),
   };
 }
 
 /**
- * Runs a chain and turns whatever it threw into the JSON error response. The only place a
- * MeshError becomes HTTP on the data path.
+ * Runs a chain and turns whatever it threw into the JSON error response (or what `toResponse`
+ * makes of it: the gRPC listeners answer in gRPC statuses). The only place a MeshError
+ * becomes HTTP on the data path.
  */
-export async function runChain(rt: Runtime, ctx: Ctx, chain: (ctx: Ctx) => Promise<void>): Promise<Response> {
+export async function runChain(
+  rt: Runtime,
+  ctx: Ctx,
+  chain: (ctx: Ctx) => Promise<void>,
+  toResponse: (err: MeshError, ctx: Ctx) => Response = errorResponse,
+): Promise<Response> {
   rt.inflight++;
   const hop = rt.telemetry.begin(ctx);
   let res: Response;
@@ -45,7 +53,7 @@ export async function runChain(rt: Runtime, ctx: Ctx, chain: (ctx: Ctx) => Promi
     res = ctx.res;
   } catch (err) {
     error = toMeshError(err);
-    res = ctx.res = errorResponse(error);
+    res = ctx.res = toResponse(error, ctx);
   } finally {
     rt.inflight--;
   }

@@ -1,27 +1,86 @@
 /**
- * The Bun glue of the HTTP listeners: everything else works on web-standard Request/Response.
+ * The runtime glue of the HTTP listeners: everything else works on web-standard
+ * Request/Response. Two engines serve the same handler shape:
+ * - Bun.serve (the fast path) for provider, admin and edge, and for the consumer when CONNECT
+ *   is switched off;
+ * - node:http (nodeserve.ts) for the consumer, because Bun.serve can neither take over a socket
+ *   for CONNECT nor tell absolute-form from origin-form (see docs/listeners.md for figures).
+ * A listener with TLS restarts on the same port when its certificate files change (Bun.serve's
+ * reload() ignores new TLS options on Bun 1.4.5, and node:https has no setSecureContext).
  */
 import type { Server } from "bun";
 import { errorResponse, MeshError } from "../pipeline/errors.ts";
+import { onFilesChange } from "../tls/files.ts";
+import { checkServerTls, serverTlsFiles, serverTlsOptions } from "../tls/options.ts";
+import type { ServerTls } from "../tls/schema.ts";
 import { splitAddress } from "../upstream/cluster.ts";
+import { serveNode } from "./nodeserve.ts";
+import { registerUpgrade, wantsWebSocket, type UpgradeSession } from "./upgrade.ts";
+import { bunUpgrader, relayHandler, type RelayData } from "./wsrelay.ts";
 
 export type RequestHandler = (req: Request, clientAddress: string) => Promise<Response> | Response;
+
+/**
+ * Decides what a CONNECT may reach: the "host:port" to dial, or a Response refusing it.
+ */
+export type ConnectHandler = (authority: string, clientAddress: string) => Promise<string | Response> | string | Response;
 
 export interface ServeOptions {
   /** Milliseconds; Bun takes whole seconds up to 255, 0 disables. */
   idleTimeout: number;
   maxRequestBodySize: number;
+  /** Serve TLS from these files (reloaded when they change). */
+  tls?: ServerTls;
+  /** Serve CONNECT too (uses the node:http engine). */
+  connect?: ConnectHandler;
 }
 
-export function serveHttp(address: string, handler: RequestHandler, options: ServeOptions): Server<undefined> {
+/** A bound listener, whichever engine serves it. */
+export interface Listener {
+  readonly hostname: string;
+  readonly port: number;
+  /** Requests in progress (node:http engine: open connections, tunnels included). */
+  readonly pendingRequests: number;
+  /** WebSockets open (relayed by Bun.serve; the node:http engine counts them as connections). */
+  readonly pendingWebSockets: number;
+  /** Stops accepting; `closeActive` also cuts open connections. Resolves when closed. */
+  stop(closeActive?: boolean): Promise<void>;
+}
+
+/** One server instance of an engine, bound to a port. */
+export interface Bound {
+  readonly port: number;
+  readonly pendingRequests: number;
+  readonly pendingWebSockets: number;
+  stop(closeActive: boolean): Promise<void>;
+}
+
+export function serveHttp(address: string, handler: RequestHandler, options: ServeOptions): Listener {
   const { host, port } = splitAddress(address);
-  return Bun.serve({
+  const start = (p: number): Bound =>
+    options.connect ? serveNode(host, p, handler, options, options.connect) : serveBun(host, p, handler, options);
+  return reloading(host, port, options.tls, start);
+}
+
+/** Bun.serve with the WebSocket relay; the fast path. */
+function serveBun(host: string, port: number, handler: RequestHandler, options: ServeOptions): Bound {
+  const tls = options.tls ? serverTlsOptions(options.tls) : undefined;
+  const server = Bun.serve<RelayData>({
     hostname: host,
     port,
     idleTimeout: Math.min(255, Math.ceil(options.idleTimeout / 1000)),
     maxRequestBodySize: options.maxRequestBodySize,
+    ...(tls ? { tls } : {}),
+    websocket: { ...relayHandler, maxPayloadLength: Math.min(options.maxRequestBodySize, 2 ** 30) },
     async fetch(req, server) {
+      let session: UpgradeSession | undefined;
+      if (wantsWebSocket(req.headers)) {
+        session = { upgrade: undefined!, done: false };
+        session.upgrade = bunUpgrader(req, server, session);
+        registerUpgrade(req, session);
+      }
       const res = await handler(req, server.requestIP(req)?.address ?? "");
+      if (session?.done) return undefined as unknown as Response; // the socket is a WebSocket now
       // A response of unknown length may be a stream (server-sent events) that goes quiet for a
       // while: Bun's idle timer would cut it (it cut an SSE stream silent for 12 s at the 10 s
       // default), so streams are exempt.
@@ -32,10 +91,82 @@ export function serveHttp(address: string, handler: RequestHandler, options: Ser
       return errorResponse(new MeshError("internal", `listener failed: ${err.message}`));
     },
   });
+  return {
+    port: server.port!,
+    get pendingRequests() {
+      return server.pendingRequests;
+    },
+    get pendingWebSockets() {
+      return server.pendingWebSockets;
+    },
+    stop: (closeActive) => server.stop(closeActive),
+  };
 }
 
-/** "host:port" a server is bound to. */
-export function boundAddress(server: Server<undefined>): string {
+/** Changes to certificate files this close together are one change. */
+const RELOAD_SETTLE_MS = 50;
+
+/**
+ * Keeps a listener on one address across certificate changes: on a change the listening
+ * socket closes (its connections finish on the old instance) and a new instance binds the
+ * same port with the new certificate at once.
+ */
+function reloading(hostname: string, port: number, tls: ServerTls | undefined, start: (port: number) => Bound): Listener {
+  let current = start(port);
+  const bound = current.port;
+  const draining = new Set<Promise<void>>();
+  let unsubscribe: (() => void) | undefined;
+  if (tls) {
+    let timer: Timer | undefined;
+    const swap = () => {
+      // A cert manager writes key and cert one after the other: never swap to a pair that
+      // does not match (the old certificate keeps serving until the files agree).
+      try {
+        checkServerTls(tls);
+      } catch (err) {
+        console.error(`mesher: not reloading the certificate of ${hostname}:${bound} yet: ${(err as Error).message}`);
+        return;
+      }
+      const old = current;
+      const done = old.stop(false);
+      try {
+        current = start(bound);
+      } catch (err) {
+        console.error(`mesher: could not reload the certificate of ${hostname}:${bound}: ${(err as Error).message}`);
+        return;
+      }
+      draining.add(done);
+      void done.finally(() => draining.delete(done));
+    };
+    const unwatch = onFilesChange(serverTlsFiles(tls), () => {
+      clearTimeout(timer);
+      timer = setTimeout(swap, RELOAD_SETTLE_MS);
+    });
+    unsubscribe = () => {
+      clearTimeout(timer);
+      unwatch();
+    };
+  }
+  return {
+    hostname,
+    port: bound,
+    get pendingRequests() {
+      return current.pendingRequests;
+    },
+    get pendingWebSockets() {
+      return current.pendingWebSockets;
+    },
+    async stop(closeActive = false) {
+      unsubscribe?.();
+      await Promise.all([current.stop(closeActive), ...draining]);
+    },
+  };
+}
+
+/** "host:port" a listener is bound to. */
+export function boundAddress(server: { hostname?: string | undefined; port?: number | undefined }): string {
   const host = server.hostname ?? "127.0.0.1";
   return `${host.includes(":") ? `[${host}]` : host}:${server.port}`;
 }
+
+export type { Server };

@@ -5,6 +5,7 @@
 import type { ResolvedConfig } from "../config/schema.ts";
 import { builtinHandlers, DEFAULT_CHAINS } from "../handlers/index.ts";
 import type { ClusterManager, EndpointSpec } from "../upstream/clusters.ts";
+import { compileEgress, type EgressTable } from "../egress/match.ts";
 import { compose } from "./compose.ts";
 import { SKIP, type Ctx, type Direction, type Handler, type HandlerEnv, type Source } from "./types.ts";
 
@@ -14,6 +15,16 @@ export interface Pipeline {
   readonly version: number;
   readonly consumer: (ctx: Ctx) => Promise<void>;
   readonly provider: (ctx: Ctx) => Promise<void>;
+  /** Calls leaving the mesh (egress): no router or balancer, the endpoint is the external host. */
+  readonly egress: (ctx: Ctx) => Promise<void>;
+  readonly egressTable: EgressTable;
+  /** True when `name` (in any case) is a service this sidecar knows (a cluster exists for it). */
+  readonly isService: (name: string) => boolean;
+  /**
+   * Asked before a name that is neither a known service nor egress-allowed is refused: true
+   * when discovery finds the service on demand (the registry's resolver, if any).
+   */
+  readonly discoverService: (name: string) => Promise<boolean>;
   /** This sidecar's identity as the `x-cse-context` header carries it (Mesher's format). */
   readonly identity: string;
   /** Process-wide pieces handlers share (metrics, state kept across reloads). */
@@ -101,6 +112,10 @@ export function buildPipeline(config: ResolvedConfig, clusters: ClusterManager, 
     version,
     consumer: buildChain(config, clusters, "consumer", extras),
     provider: buildChain(config, clusters, "provider", extras),
+    egress: compose(instantiate(config, clusters, "consumer", config.chains.egress ?? DEFAULT_CHAINS.egress, extras)),
+    egressTable: compileEgress(config.egress),
+    isService: (name) => clusters.canonicalName(name) !== undefined,
+    discoverService: async (name) => clusters.canonicalName(name) !== undefined || (await clusters.discover(name)) !== undefined,
     identity: identityOf(config),
     extras,
   };

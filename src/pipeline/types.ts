@@ -7,6 +7,7 @@ import type { ClusterManager } from "../upstream/clusters.ts";
 import type { ResolvedConfig } from "../config/schema.ts";
 import type { FaultOptions } from "../handlers/fault/schema.ts";
 import type { RetryOptions } from "../handlers/retry/schema.ts";
+import type { Upgrader } from "../listeners/upgrade.ts";
 import type { Metrics } from "../telemetry/metrics.ts";
 
 export type Direction = "consumer" | "provider" | "edge";
@@ -62,6 +63,8 @@ export interface Ctx {
 
   /** The destination service (the cluster name). */
   service: string;
+  /** Set on gRPC calls (the gRPC listeners): `body` is null, the call streams outside the chain. */
+  protocol?: "grpc";
   /** The port the caller named in its URL, carried to the provider as X-Forwarded-Port. */
   port?: string;
   /** The caller, when known. */
@@ -75,6 +78,12 @@ export interface Ctx {
   retryEndpoint?: Endpoint;
   /** Upstream attempts made so far. */
   attempts: number;
+
+  /**
+   * Set by the listener when the request asks to switch protocols (WebSocket): the transport
+   * calls it with the chosen endpoint in place of an HTTP exchange.
+   */
+  upgrade?: Upgrader;
 
   /** The response; set by transport or by a handler that answers itself. */
   res?: Response;

@@ -121,7 +121,7 @@ export class Telemetry {
       direction: ctx.direction,
       method: ctx.method,
       path: ctx.path,
-      protocol: "HTTP/1.1",
+      protocol: ctx.protocol === "grpc" ? "HTTP/2" : "HTTP/1.1",
       status: res.status,
       errorCode,
       bytesReceived: reqLength === null ? (ctx.req.body ? null : 0) : Number(reqLength),

@@ -276,6 +276,7 @@ describe("include", () => {
       "Istio DestinationRule",
       "Mesher mesher.yaml (ingress rules)",
       "Envoy v3 static bootstrap",
+      "Mesher egress.yaml",
     ]);
   });
 });

@@ -20,6 +20,7 @@ import { istioDestinationRule, istioVirtualService } from "./istio.ts";
 import { envoyBootstrap } from "./envoy.ts";
 import { mesherRouter } from "./mesher.ts";
 import { mesherYaml } from "./mesher-yaml.ts";
+import { mesherEgress } from "./egress.ts";
 import { isObj, type Obj } from "./util.ts";
 
 /** A route entry or mirror that names a DestinationRule subset, resolved after merging. */
@@ -51,7 +52,7 @@ export interface Importer {
 }
 
 /** Tried in order; the first that detects a document translates it. */
-export const importers: Importer[] = [mesherRouter, istioVirtualService, istioDestinationRule, mesherYaml, envoyBootstrap];
+export const importers: Importer[] = [mesherRouter, istioVirtualService, istioDestinationRule, mesherYaml, envoyBootstrap, mesherEgress];
 
 /** Top-level lists that included files append to (the config's own entries first). */
 const APPENDED = new Set(["ingress", "egress"]);
@@ -73,7 +74,13 @@ const equal = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b
 export function mergeFragment(raw: Obj, fragment: ConfigFragment, file: string, owners: Map<string, string>): void {
   for (const [key, value] of Object.entries(fragment)) {
     if (APPENDED.has(key)) {
-      raw[key] = [...((raw[key] as unknown[] | undefined) ?? []), ...(value as unknown[])];
+      const have = raw[key];
+      if (isObj(have) && Array.isArray(value)) {
+        // egress written as { allowAll, rules }: included rules go to its rules.
+        raw[key] = { ...have, rules: [...((have.rules as unknown[] | undefined) ?? []), ...value] };
+      } else {
+        raw[key] = [...((have as unknown[] | undefined) ?? []), ...(value as unknown[])];
+      }
       continue;
     }
     if (key !== "services" && isObj(value) && (raw[key] === undefined || isObj(raw[key]))) {

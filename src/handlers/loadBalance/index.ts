@@ -30,13 +30,14 @@ const ROUND_ROBIN: LoadBalancerOptions = { kind: "roundRobin" };
  */
 export const loadBalance: HandlerFactory = (env): Handler => {
   const setting = serviceSetting(env.config, "loadBalancer", ROUND_ROBIN);
-  const perService = new Map<string, Balancer>();
-  function balancerFor(service: string): Balancer {
-    let lb = perService.get(service);
+  const perCluster = new Map<string, Balancer>();
+  /** A cluster's balancer, made from its service's setting (a gRPC cluster `grpc:X` takes X's). */
+  function balancerFor(cluster: string, service: string): Balancer {
+    let lb = perCluster.get(cluster);
     if (!lb) {
       const o = setting(service)!;
-      lb = keep(env, `loadBalance:${service}:${fingerprint(o)}`, () => (balancers[o.kind] as BalancerFactory)(o));
-      perService.set(service, lb);
+      lb = keep(env, `loadBalance:${cluster}:${fingerprint(o)}`, () => (balancers[o.kind] as BalancerFactory)(o));
+      perCluster.set(cluster, lb);
     }
     return lb;
   }
@@ -44,7 +45,7 @@ export const loadBalance: HandlerFactory = (env): Handler => {
   return async function loadBalance(ctx, next) {
     const cluster = ctx.cluster;
     if (!cluster) throw new MeshError("internal", "loadBalance needs the router before it in the chain");
-    const lb = balancerFor(cluster.name);
+    const lb = balancerFor(cluster.name, ctx.service);
     const now = Date.now();
     let endpoint: Endpoint | undefined;
     const again = ctx.retryEndpoint;

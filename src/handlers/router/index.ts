@@ -62,7 +62,7 @@ export const router: HandlerFactory = ({ config, clusters }): Handler => {
       const version = latest(cluster);
       if (version !== LATEST) ctx.route.tags = { ...tags, version };
     }
-    if (rule?.mirrors.length) fireMirrors(ctx, rule.mirrors, clusters, mirrorCursor);
+    if (rule?.mirrors.length && ctx.protocol !== "grpc") fireMirrors(ctx, rule.mirrors, clusters, mirrorCursor);
     await next();
     if (rule?.responseHeaders && ctx.res) rule.responseHeaders(ctx.res.headers);
   };
