@@ -22,7 +22,8 @@ const HELP = `bun run bench [-- options]
   --fixed S         seconds per fixed-rate measurement (default 5)
   --rows LIST       rows to run, comma list of direct,one,two,nginx (default) and one-fetch,
                     two-fetch (Bun's fetch as the upstream client: MESHER_UPSTREAM_CLIENT=fetch),
-                    one-200 (one hop to a service of 200 endpoints, all served by the app)
+                    one-200 (one hop to a service of 200 endpoints, all served by the app),
+                    one-bunserve (consumer port on Bun.serve: listen.connect false)
   --path P          request path: / (hello world, default), /bytes/1024, /bytes/1048576 ...
   --soak S          instead of the table: S seconds at half the 1-hop capacity (or --rate if
                     given) through one mesher hop, 5% of clients leaving mid-response; prints
@@ -97,6 +98,15 @@ if (wanted.has("one")) {
     services: { app: { endpoints: [app.address] } },
   }, profArgs);
   row("one", "mesher, 1 hop", one.address, "app", [one]);
+}
+if (wanted.has("one-bunserve")) {
+  // The consumer port on Bun.serve (listen.connect: false; no HTTPS_PROXY/CONNECT) instead of node:http.
+  const fast = await startMesher("one-bunserve", dir, {
+    service: { name: "bench" },
+    listen: { consumer: "127.0.0.1:0", admin: false, connect: false },
+    services: { app: { endpoints: [app.address] } },
+  }, profArgs);
+  row("one-bunserve", "mesher, 1 hop, connect: false", fast.address, "app", [fast]);
 }
 if (wanted.has("one-200")) {
   const endpoints = app.extra.ports!.split(" ").map((p) => `127.0.0.1:${p}`);
