@@ -16,6 +16,7 @@ import { routeRulesOf } from "./handlers/router/index.ts";
 import { buildPipeline, staticEndpoints } from "./pipeline/build.ts";
 import { StateStore } from "./pipeline/store.ts";
 import { breakerStates } from "./handlers/circuitBreaker/index.ts";
+import { servesConnect } from "./egress/match.ts";
 import { Telemetry } from "./telemetry/index.ts";
 import { Metrics } from "./telemetry/metrics.ts";
 import { ClusterManager } from "./upstream/clusters.ts";
@@ -86,7 +87,7 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
       const consumer = serveHttp(config.listen.consumer, consumerHandler(rt), {
         ...opts,
         tls: tls.consumer,
-        connect: config.listen.connect ? consumerConnect(rt) : undefined,
+        connect: servesConnect(config.listen.connect, config.egress) ? consumerConnect(rt) : undefined,
       });
       servers.push(consumer);
       addresses.consumer = boundAddress(consumer);
@@ -154,6 +155,9 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
     discovery?.reload(next);
     version++;
     rt.pipeline = pipeline;
+    if (servesConnect(next.listen.connect, next.egress) && !servesConnect(config.listen.connect, config.egress)) {
+      console.warn("mesher: the new egress rules allow CONNECT, but the consumer listener started without it: restart to serve CONNECT");
+    }
     rt.telemetry.configure(next);
     extras.store.sweep();
   }

@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { makeCert, type CertFiles } from "./certs.ts";
 import { curl, run, startApp, startEchoApp, startSidecar, twoSidecars } from "./helpers.ts";
 import type { Mesher } from "../src/server.ts";
+import { servesConnect } from "../src/egress/match.ts";
 
 /** curl through a proxy; reports the CONNECT answer's status as well. */
 async function curlConnect(args: string[]): Promise<{ code: number; connect: number; status: number; body: string; stderr: string }> {
@@ -135,6 +136,28 @@ print(urllib.request.urlopen(req).read().decode())`;
     expect(body.path).toBe("/py?x=1");
     expect(body.bodyBytes).toBe(1000);
     expect(body.headers["x-test"]).toBe("1");
+  });
+});
+
+describe('listen.connect: "auto" (the default)', () => {
+  const plainOnly = startSidecar({ service: { name: "web" }, egress: [{ hosts: ["api.example.com"], ports: [{ port: 80, protocol: "HTTP" }] }] });
+  afterAll(() => plainOnly.stop());
+
+  test("without an egress rule that could allow a tunnel, Bun.serve serves the port and refuses CONNECT with 403", async () => {
+    const r = await curlConnect(["-x", `http://${plainOnly.addresses.consumer}`, "https://api.example.com/"]);
+    expect(r.connect).toBe(403);
+    expect(r.code).not.toBe(0);
+  });
+
+  test("choosing the engine: an HTTPS port, a rule without ports, or allowAll need CONNECT", () => {
+    const rule = (ports: { port: number; protocol: string }[]) => ({ allowAll: false, rules: [{ hosts: ["a"], ports }] });
+    expect(servesConnect("auto", { allowAll: false, rules: [] } as never)).toBe(false);
+    expect(servesConnect("auto", rule([{ port: 80, protocol: "HTTP" }]) as never)).toBe(false);
+    expect(servesConnect("auto", rule([{ port: 443, protocol: "HTTPS" }]) as never)).toBe(true);
+    expect(servesConnect("auto", rule([]) as never)).toBe(true);
+    expect(servesConnect("auto", { allowAll: true, rules: [] } as never)).toBe(true);
+    expect(servesConnect(true, { allowAll: false, rules: [] } as never)).toBe(true);
+    expect(servesConnect(false, { allowAll: true, rules: [] } as never)).toBe(false);
   });
 });
 

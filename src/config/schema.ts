@@ -94,8 +94,11 @@ const ListenSchema = v.strictObject({
     "60s",
   ),
   connect: v.optional(
-    v.pipe(v.boolean(), d("serve CONNECT (the app's HTTPS_PROXY) on the consumer port; false serves it with the faster Bun.serve, without CONNECT")),
-    true,
+    v.pipe(
+      v.union([v.boolean(), v.literal("auto")], 'true, false or "auto"'),
+      d('serve CONNECT (the app\'s HTTPS_PROXY) on the consumer port (node:http engine); false: the faster Bun.serve, CONNECT answered 405; "auto": CONNECT served only when an egress rule (or allowAll) can allow one, else Bun.serve refuses it (403)'),
+    ),
+    "auto",
   ),
   tls: v.optional(v.pipe(ListenTlsSchema, d("serve TLS on these listeners"))),
   ...edgeListenEntries(Address),

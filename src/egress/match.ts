@@ -79,3 +79,13 @@ export function compileEgress(config: EgressConfig): EgressTable {
     },
   };
 }
+
+/**
+ * Whether the consumer port must serve CONNECT: asked for, or (`"auto"`) some egress rule can
+ * allow a tunnel (a non-HTTP port, a rule without ports, or allowAll). Only then is the slower
+ * node:http engine used; otherwise Bun.serve serves the port and refuses CONNECT itself.
+ */
+export function servesConnect(connect: boolean | "auto", egress: EgressConfig): boolean {
+  if (connect !== "auto") return connect;
+  return egress.allowAll || egress.rules.some((r) => r.ports.length === 0 || r.ports.some((p) => p.protocol !== "HTTP"));
+}

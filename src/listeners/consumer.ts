@@ -28,10 +28,17 @@ export function consumerHandler(rt: Runtime): (req: Request, clientAddress: stri
   const mark = `${rt.id}/consumer`;
   return async function consumer(req, clientAddress) {
     if (req.method === "CONNECT") {
-      // Only reached on the Bun.serve engine, which cannot tunnel.
-      return errorResponse(
-        new MeshError("bad_request", "CONNECT is switched off on this listener (listen.connect: false)", { status: 405 }),
-      );
+      // Only reached on the Bun.serve engine, which cannot tunnel: either CONNECT is switched
+      // off, or ("auto") no egress rule could allow a tunnel, so this one is refused as any
+      // unlisted host is.
+      if (rt.pipeline.config.listen.connect === false) {
+        return errorResponse(
+          new MeshError("bad_request", "CONNECT is switched off on this listener (listen.connect: false)", { status: 405 }),
+        );
+      }
+      const authority = req.headers.get("host") || req.url;
+      console.warn(`mesher: refused CONNECT ${authority} from ${clientAddress}: no egress rule allows it`);
+      return forbidden(`CONNECT to "${authority}"`);
     }
     const host = req.headers.get("host");
     const [name, port] = host ? splitHost(host) : ["", undefined];
