@@ -3,7 +3,7 @@
  */
 
 /** Headers that describe one connection, never forwarded by a proxy. */
-const HOP_BY_HOP = [
+export const HOP_BY_HOP = [
   "connection",
   "keep-alive",
   "proxy-authenticate",

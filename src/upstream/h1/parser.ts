@@ -1,0 +1,279 @@
+/**
+ * An incremental HTTP/1.x RESPONSE parser for the upstream client: the status line, the
+ * headers, and the body framing (Content-Length, chunked, or delimited by close). Body bytes
+ * are handed on as views of the received chunks, never copied or decoded.
+ *
+ * Hand-rolled on purpose (the brief prefers libraries): the maintained npm parser,
+ * http-parser-js, decodes header bytes as 7-bit ASCII ("café" in UTF-8 becomes "cC)"), which
+ * breaks byte-exact proxying of header values, and it allocates a closure per callback; Node's
+ * llhttp is not reachable from Bun. A response parser with these three framings is small.
+ */
+
+/** What the parser hands on when a response's header block is complete. */
+export interface ResponseHead {
+  status: number;
+  statusText: string;
+  /** [name, value, name, value, ...]; names as received, values as latin1 strings. */
+  headers: string[];
+  /** The connection may carry another request after this response. */
+  keepAlive: boolean;
+  /** Body framing: "none" (no body), "length", "chunked" or "close" (until the peer closes). */
+  framing: "none" | "length" | "chunked" | "close";
+  /** For "length" framing. */
+  contentLength: number;
+}
+
+export interface ParserSink {
+  onHead(head: ResponseHead): void;
+  onBody(chunk: Uint8Array): void;
+  onEnd(): void;
+}
+
+export class ParseError extends Error {
+  override name = "ParseError";
+}
+
+const enum S {
+  Head,
+  Length,
+  ChunkSize,
+  ChunkData,
+  ChunkEnd,
+  Trailers,
+  Close,
+}
+
+const CR = 13;
+const LF = 10;
+/** Longest header block accepted (Node and nginx use 8-16 KB by default; be generous). */
+export const MAX_HEAD = 64 * 1024;
+const decoder = new TextDecoder("latin1"); // only for short chunk-size lines (ASCII)
+
+/** Parses successive responses on one connection (one request in flight at a time). */
+export class ResponseParser {
+  #s = S.Head;
+  /** Bytes of an incomplete header block or chunk-size/trailer line. */
+  #pending: Uint8Array | null = null;
+  #remaining = 0;
+  /** The request in flight was HEAD: its response has no body whatever the headers say. */
+  noBody = false;
+
+  constructor(private readonly sink: ParserSink) {}
+
+  /** True between responses (nothing partial buffered). */
+  get idle(): boolean {
+    return this.#s === S.Head && this.#pending === null;
+  }
+
+  /** True while reading a body that ends when the connection closes. */
+  get closeDelimited(): boolean {
+    return this.#s === S.Close;
+  }
+
+  /** Feeds received bytes; throws ParseError on a malformed response. */
+  execute(chunk: Uint8Array): void {
+    let buf = chunk;
+    let i = 0;
+    while (i < buf.length) {
+      switch (this.#s) {
+        case S.Head: {
+          if (this.#pending) {
+            buf = concat(this.#pending, buf.subarray(i));
+            i = 0;
+            this.#pending = null;
+          }
+          const end = findHeadEnd(buf, i);
+          if (end < 0) {
+            if (buf.length - i > MAX_HEAD) throw new ParseError("response header block too large");
+            this.#pending = buf.slice(i);
+            return;
+          }
+          const next = this.#head(buf, i, end);
+          i = next;
+          break;
+        }
+        case S.Length: {
+          const n = Math.min(this.#remaining, buf.length - i);
+          this.sink.onBody(buf.subarray(i, i + n));
+          i += n;
+          this.#remaining -= n;
+          if (this.#remaining === 0) this.#end();
+          break;
+        }
+        case S.Close:
+          this.sink.onBody(i === 0 ? buf : buf.subarray(i));
+          return;
+        case S.ChunkData: {
+          const n = Math.min(this.#remaining, buf.length - i);
+          this.sink.onBody(buf.subarray(i, i + n));
+          i += n;
+          this.#remaining -= n;
+          if (this.#remaining === 0) this.#s = S.ChunkEnd;
+          break;
+        }
+        default: {
+          // A line: chunk size, the CRLF after chunk data, or a trailer.
+          const lf = buf.indexOf(LF, i);
+          if (lf < 0) {
+            const rest = buf.subarray(i);
+            this.#pending = this.#pending ? concat(this.#pending, rest) : rest.slice();
+            if (this.#pending.length > MAX_HEAD) throw new ParseError("chunk line too long");
+            return;
+          }
+          let line = buf.subarray(i, lf);
+          if (this.#pending) {
+            line = concat(this.#pending, line);
+            this.#pending = null;
+          }
+          if (line.length && line[line.length - 1] === CR) line = line.subarray(0, line.length - 1);
+          i = lf + 1;
+          this.#line(line);
+        }
+      }
+    }
+  }
+
+  /** The connection closed: ends a close-delimited body; throws if a response was cut short. */
+  finish(): void {
+    if (this.#s === S.Close) return this.#end();
+    if (!this.idle) throw new ParseError("connection closed in the middle of a response");
+  }
+
+  #line(line: Uint8Array): void {
+    switch (this.#s) {
+      case S.ChunkSize: {
+        const text = decoder.decode(line);
+        const semi = text.indexOf(";"); // chunk extensions are ignored
+        const hex = (semi < 0 ? text : text.slice(0, semi)).trim();
+        if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) throw new ParseError(`bad chunk size "${text}"`);
+        const size = parseInt(hex, 16);
+        if (size === 0) this.#s = S.Trailers;
+        else {
+          this.#remaining = size;
+          this.#s = S.ChunkData;
+        }
+        return;
+      }
+      case S.ChunkEnd:
+        if (line.length !== 0) throw new ParseError("chunk data longer than its size");
+        this.#s = S.ChunkSize;
+        return;
+      case S.Trailers:
+        // Trailers are hop-by-hop for this proxy (Trailer is not forwarded): skip them.
+        if (line.length === 0) this.#end();
+        return;
+    }
+  }
+
+  #end(): void {
+    this.#s = S.Head;
+    this.#remaining = 0;
+    this.sink.onEnd();
+  }
+
+  /** Parses the header block buf[start, end) (end: index after CRLFCRLF); returns `end`. */
+  #head(buf: Uint8Array, start: number, end: number): number {
+    // latin1: one char per byte, so header values pass on byte for byte (UTF-8 included).
+    const text = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength).toString("latin1", start, end);
+    const eol = text.indexOf("\r\n");
+    const statusLine = text.slice(0, eol);
+    // "HTTP/1.1 200 OK": the reason phrase is optional.
+    if (!statusLine.startsWith("HTTP/1.") || statusLine.charCodeAt(8) !== 32) {
+      throw new ParseError(`bad status line "${statusLine.slice(0, 40)}"`);
+    }
+    const http10 = statusLine.charCodeAt(7) === 48; // "HTTP/1.0"
+    const status = Number(statusLine.slice(9, 12));
+    if (!(status >= 100 && status <= 999)) throw new ParseError(`bad status "${statusLine.slice(0, 40)}"`);
+    const statusText = statusLine.length > 13 ? statusLine.slice(13) : "";
+
+    const headers: string[] = [];
+    let contentLength = -1;
+    let chunked = false;
+    let close = http10;
+    let pos = eol + 2;
+    const stop = text.length - 2;
+    while (pos < stop) {
+      let nl = text.indexOf("\r\n", pos);
+      if (nl < 0) nl = stop;
+      const colon = text.indexOf(":", pos);
+      if (colon < 0 || colon > nl || colon === pos) throw new ParseError(`bad header line "${text.slice(pos, Math.min(nl, pos + 40))}"`);
+      const name = text.slice(pos, colon);
+      const value = text.slice(colon + 1, nl).trim();
+      headers.push(name, value);
+      // Only the framing headers matter here; compare by length first (cheap).
+      switch (name.length) {
+        case 14:
+          if (name.toLowerCase() === "content-length") {
+            const n = Number(value);
+            if (!/^\d+$/.test(value) || (contentLength >= 0 && contentLength !== n)) {
+              throw new ParseError(`bad content-length "${value}"`);
+            }
+            contentLength = n;
+          }
+          break;
+        case 17:
+          if (name.toLowerCase() === "transfer-encoding") {
+            const v = value.toLowerCase();
+            chunked = v === "chunked" || v.endsWith(",chunked") || v.endsWith(" chunked");
+            if (!chunked) close = true; // unknown coding: read until close (RFC 9112 §6.3)
+          }
+          break;
+        case 10:
+          if (name.toLowerCase() === "connection") {
+            const v = value.toLowerCase();
+            if (v.includes("close")) close = true;
+            else if (http10 && v.includes("keep-alive")) close = false;
+          }
+          break;
+      }
+      pos = nl + 2;
+    }
+
+    let framing: ResponseHead["framing"];
+    if (status < 200) {
+      // An interim response (100 Continue, 103 Early Hints): no body; the real one follows.
+      this.sink.onHead({ status, statusText, headers, keepAlive: true, framing: "none", contentLength: 0 });
+      return end;
+    }
+    if (this.noBody || status === 204 || status === 304) framing = "none";
+    else if (chunked) framing = "chunked"; // chunked wins over Content-Length (RFC 9112 §6.3)
+    else if (contentLength >= 0) framing = contentLength === 0 ? "none" : "length";
+    else framing = "close";
+    if (framing === "close") close = true;
+    this.sink.onHead({ status, statusText, headers, keepAlive: !close, framing, contentLength: Math.max(0, contentLength) });
+    switch (framing) {
+      case "none":
+        this.#end();
+        break;
+      case "length":
+        this.#remaining = contentLength;
+        this.#s = S.Length;
+        break;
+      case "chunked":
+        this.#s = S.ChunkSize;
+        break;
+      case "close":
+        this.#s = S.Close;
+    }
+    return end;
+  }
+}
+
+/** Index just past the first CRLFCRLF at or after `from`, or -1. */
+function findHeadEnd(buf: Uint8Array, from: number): number {
+  // CRLF line endings only: every server this proxies to sends them (RFC 9112 §2.2 lets a
+  // recipient accept bare LF; this one does not).
+  let i = buf.indexOf(LF, from);
+  while (i >= 0 && i + 2 < buf.length) {
+    if (buf[i + 1] === CR && buf[i + 2] === LF) return i + 3;
+    i = buf.indexOf(LF, i + 1);
+  }
+  return -1;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
