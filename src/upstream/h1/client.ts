@@ -109,6 +109,9 @@ export async function h1Request(pool: Pool, req: H1Request): Promise<Response> {
     if (name === "content-length") {
       hasLength = true;
       if (body instanceof Uint8Array) return; // written below from the bytes themselves
+      // No body to send (Bun gives a GET that carried one a null body): a length would make
+      // the endpoint wait for bytes that never come, or read the next request as them.
+      if (!body) return;
     }
     head += `${name}: ${value}\r\n`;
   });
