@@ -20,6 +20,13 @@ import { registerUpgrade, upgradedResponse, WS_HOP_HEADERS, type UpgradeSession 
 /**
  * A request body as a web stream that reads from the request only when the upstream pulls.
  * (Readable.toWeb on Bun 1.4.5 peaked 10 MB higher for a 100 MB upload.)
+ *
+ * When the upstream stops taking the body (it answered first, a timeout fired, the client went
+ * away), the rest is read and dropped, as node's server does for an unread body, so the answer
+ * still goes out and the connection stays usable. NOT req.destroy(): on Bun 1.4.5, destroying a
+ * request whose body has not ended, after the 'request' event's tick, makes Bun write
+ * "HTTP/1.1 200 OK" + "Connection: close" with no body, and the real answer is lost
+ * (docs/listeners.md; bench/destroy-early-200.ts shows it alone).
  */
 function pullStream(req: IncomingMessage): ReadableStream<Uint8Array> {
   const it = req[Symbol.asyncIterator]();
@@ -31,8 +38,13 @@ function pullStream(req: IncomingMessage): ReadableStream<Uint8Array> {
         counted((value as Uint8Array).byteLength);
         c.enqueue(value as Uint8Array);
       },
-      cancel() {
-        req.destroy();
+      async cancel() {
+        try {
+          // The same iterator (not resume()): its 'readable' listener would keep the stream paused.
+          while (!(await it.next()).done);
+        } catch {
+          // The client went away: nothing left to drop.
+        }
       },
     },
     { highWaterMark: 0 },
