@@ -14,12 +14,20 @@ import type { ClientTlsOptions } from "../tls/options.ts";
 import { serverTlsOptions } from "../tls/options.ts";
 import type { Endpoint } from "../upstream/cluster.ts";
 import { splitAddress } from "../upstream/cluster.ts";
+import { countBodyBytes } from "../upstream/gcPacing.ts";
 import type { Bound, ConnectHandler, RequestHandler, ServeOptions } from "./serve.ts";
 import { registerUpgrade, upgradedResponse, WS_HOP_HEADERS, type UpgradeSession } from "./upgrade.ts";
 
 /**
  * A request body as a web stream that reads from the request only when the upstream pulls.
  * (Readable.toWeb on Bun 1.4.5 peaked 10 MB higher for a 100 MB upload.)
+ *
+ * When the upstream stops taking the body (it answered first, a timeout fired, the client went
+ * away), the rest is read and dropped, as node's server does for an unread body, so the answer
+ * still goes out and the connection stays usable. NOT req.destroy(): on Bun 1.4.5, destroying a
+ * request whose body has not ended, after the 'request' event's tick, makes Bun write
+ * "HTTP/1.1 200 OK" + "Connection: close" with no body, and the real answer is lost
+ * (docs/listeners.md; bench/destroy-early-200.ts shows it alone).
  */
 function pullStream(req: IncomingMessage): ReadableStream<Uint8Array> {
   const it = req[Symbol.asyncIterator]();
@@ -28,14 +36,20 @@ function pullStream(req: IncomingMessage): ReadableStream<Uint8Array> {
       async pull(c) {
         const { value, done } = await it.next();
         if (done) return c.close();
-        counted((value as Uint8Array).byteLength);
+        countBodyBytes((value as Uint8Array).byteLength);
         c.enqueue(value as Uint8Array);
       },
-      cancel() {
-        // The upstream stopped reading (it may have answered early, say 401 or 413): discard
-        // the rest of the upload rather than destroy the socket, so the answer still reaches
-        // the client. (Destroying made Bun's node:http flush a bare "200 OK" and reset.)
-        req.resume();
+      async cancel() {
+        // The upstream stopped reading (it may have answered early, say 401 or 413): drain and
+        // drop the rest of the upload, as node's own server does, so the answer still reaches
+        // the client. Destroying the request made Bun 1.4.5's node:http flush a bare
+        // "200 OK, Connection: close" (bench/destroy-early-200.ts).
+        try {
+          // The same iterator (not resume()): its 'readable' listener would keep the stream paused.
+          while (!(await it.next()).done);
+        } catch {
+          // The client went away: nothing left to drop.
+        }
       },
     },
     { highWaterMark: 0 },
@@ -85,28 +99,6 @@ function nodeHeaders(h: Headers): Record<string, string | string[]> {
   return out;
 }
 
-/**
- * After this many body bytes through the node:http engine, a full garbage collection (at most
- * one per GC_INTERVAL_MS). Chunks cross JavaScript here, unlike Bun.serve's native path, and
- * the collector lags behind a fast stream: a 100 MB upload plus download raised peak RSS by
- * 28-50 MB without it, about 25 MB with it (Bun.gc(false), the asynchronous hint, made no
- * difference; one GC per 100 ms was too few). A full GC of a sidecar's heap takes 0.4-5 ms:
- * at 100 MB/s that is ~1% of a core, and nothing for small bodies.
- */
-const GC_BYTES = 16 * 1024 * 1024;
-const GC_INTERVAL_MS = 10;
-let sinceGc = 0;
-let lastGc = 0;
-function counted(bytes: number): void {
-  sinceGc += bytes;
-  if (sinceGc < GC_BYTES) return;
-  const now = performance.now();
-  if (now - lastGc < GC_INTERVAL_MS) return;
-  sinceGc = 0;
-  lastGc = now;
-  Bun.gc(true);
-}
-
 /** Bodies of known length up to this are read whole and written in one call. */
 const SMALL_BODY = 64 * 1024;
 
@@ -147,7 +139,7 @@ async function writeResponse(res: ServerResponse, r: Response): Promise<void> {
       const { value, done } = await reader.read();
       if (done) break;
       if (closed) return void reader.cancel();
-      counted(value.byteLength);
+      countBodyBytes(value.byteLength);
       // Each chunk waits until the socket has taken it (write callback), not only when write()
       // returns false: for a 100 MB download that peaked 10-15 MB lower on Bun 1.4.5.
       await new Promise<void>((ok) => {

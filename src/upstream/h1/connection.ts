@@ -5,6 +5,7 @@
  * bodies are streamed with back-pressure (the socket is paused while the downstream reader
  * lags) or, when the whole response came in with its headers, handed on as one buffer.
  */
+import { countBodyBytes } from "../gcPacing.ts";
 import type { Socket, SocketHandler } from "bun";
 import { MeshError } from "../../pipeline/errors.ts";
 import { ResponseParser, type ParserSink, type ResponseHead } from "./parser.ts";
@@ -126,6 +127,7 @@ export class Connection implements ParserSink {
           return;
         }
         if (value.byteLength === 0) continue;
+        countBodyBytes(value.byteLength);
         let full: boolean;
         if (chunked) {
           this.write(encoder.encode(`${value.byteLength.toString(16)}\r\n`));
@@ -194,6 +196,7 @@ export class Connection implements ParserSink {
 
   onBody(chunk: Uint8Array): void {
     const ex = this.#ex!;
+    countBodyBytes(chunk.byteLength);
     if (ex.controller) {
       ex.controller.enqueue(chunk);
       if (ex.controller.desiredSize! <= 0 && !this.#paused) {
