@@ -23,6 +23,8 @@ describe("admin API", () => {
     expect(v.version).toMatch(/^\d+\.\d+\.\d+/);
     const r = await fetch(`${admin}/ready`);
     expect(r.status).toBe(200);
+    expect(r.headers.get("content-type")).toStartWith("text/plain");
+    expect(await r.text()).toBe("LIVE\n");
   });
 
   test("metrics count requests by status with Mesher's names and labels", async () => {

@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { CLI, run, spawnMesher, startEchoApp, tempDir, curl } from "./helpers.ts";
+import { CLI, run, spawnMesher, startEchoApp, tempDir, curl, closedPort } from "./helpers.ts";
 
 async function portIsOpen(port: number): Promise<boolean> {
   try {
@@ -15,16 +15,9 @@ async function portIsOpen(port: number): Promise<boolean> {
   }
 }
 
-function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
-}
-
 describe("mesher check", () => {
   test("a bad config is refused with every problem: path, value, expectation; no port opens", async () => {
-    const port = freePort();
+    const port = closedPort();
     const dir = tempDir({
       "bad.config.ts": `
         import { defineConfig } from "mesher";

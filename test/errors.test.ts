@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
 import { resolveConfig } from "../src/config/resolve.ts";
-import { curl, startSidecar, viaProxy } from "./helpers.ts";
+import { curl, startSidecar, viaProxy, closedPort } from "./helpers.ts";
 
 async function expectError(res: Response, status: number, code: string) {
   expect(res.status).toBe(status);
@@ -14,14 +14,6 @@ async function expectError(res: Response, status: number, code: string) {
   expect(body.error.code).toBe(code);
   expect(typeof body.error.message).toBe("string");
   expect(body.error.message.length).toBeGreaterThan(0);
-}
-
-/** A port nothing listens on: bind one, note it, close it. */
-function closedPort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = s.port;
-  s.stop(true);
-  return port;
 }
 
 describe("error codes", () => {

@@ -68,14 +68,6 @@ export function echoClient(listener: string, service: string): grpc.Client {
   return new Echo(listener, grpc.credentials.createInsecure(), { "grpc.default_authority": service, "grpc.max_receive_message_length": 8 << 20 });
 }
 
-/** A port nothing listens on (bound by the OS, then closed). */
-export function closedPort(): number {
-  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = l.port;
-  l.stop(true);
-  return port;
-}
-
 /** One unary call; never rejects. */
 export const unary = (client: grpc.Client, req: Partial<Req>, options: grpc.CallOptions = {}, metadata: Record<string, string> = {}) =>
   new Promise<{ reply?: Reply; err?: grpc.ServiceError }>((resolve) => {
@@ -85,3 +77,5 @@ export const unary = (client: grpc.Client, req: Partial<Req>, options: grpc.Call
       resolve(err ? { err } : { reply }),
     );
   });
+
+export { closedPort } from "./helpers.ts";

@@ -180,3 +180,11 @@ export async function startPythonServer(dir: string): Promise<{ port: number; st
   const m = await waitForLine(proc.stdout, /port (\d+)/);
   return { port: Number(m[1]), stop: () => proc.kill() };
 }
+
+/** A port nothing listens on (bound by the OS, then closed): connections are refused. */
+export function closedPort(): number {
+  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = l.port;
+  l.stop(true);
+  return port;
+}

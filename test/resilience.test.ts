@@ -4,16 +4,8 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import type { Server } from "bun";
-import { startApp, startEchoApp, startSidecar, twoSidecars, viaProxy } from "./helpers.ts";
+import { startApp, startEchoApp, startSidecar, twoSidecars, viaProxy, closedPort } from "./helpers.ts";
 import type { Mesher } from "../src/server.ts";
-
-/** A port that was just free: nothing listens there (connections are refused). */
-function deadPort(): number {
-  const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
-  const port = s.port!;
-  s.stop(true);
-  return port;
-}
 
 /** Polls `check` until it returns true (bounded); fails the test if it never does. */
 async function until(what: string, check: () => Promise<boolean> | boolean, limitMs = 10_000): Promise<void> {
@@ -70,7 +62,7 @@ describe("retry", () => {
 });
 
 describe("circuit breaker", () => {
-  const port = deadPort();
+  const port = closedPort();
   const { proxy, m } = sidecar({
     service: { name: "shop" },
     services: {
@@ -119,7 +111,7 @@ describe("circuit breaker", () => {
 describe("outlier detection", () => {
   const good = startEchoApp("good");
   stops.push(() => good.stop(true));
-  const badPort = deadPort();
+  const badPort = closedPort();
   const { m, proxy } = sidecar({
     service: { name: "shop" },
     services: {

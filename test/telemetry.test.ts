@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { resolveConfig } from "../src/config/resolve.ts";
 import { ConfigError } from "../src/config/errors.ts";
 import { formatSw8 } from "../src/telemetry/tracing/propagation.ts";
-import { spawnMesher, startEchoApp, tempDir, twoSidecars, viaProxy, waitForLine } from "./helpers.ts";
+import { spawnMesher, startEchoApp, tempDir, twoSidecars, viaProxy, waitForLine, closedPort } from "./helpers.ts";
 import { startOtlpReceiver } from "./receivers/otlp.ts";
 import { startSkyWalkingReceiver } from "./receivers/skywalking.ts";
 
@@ -19,14 +19,6 @@ const NINE = {
   "x-b3-sampled": "1",
   "x-b3-flags": "0",
 };
-
-/** A port nothing listens on (bound, then released). */
-function closedPort(): number {
-  const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
-  const port = s.port!;
-  s.stop(true);
-  return port;
-}
 
 async function echoed(proxy: string, headers: Record<string, string> = {}): Promise<Record<string, string>> {
   const res = await viaProxy(proxy, "http://promotion/items", { headers });

@@ -25,6 +25,9 @@ export interface AdminDeps {
   breakers?: () => Record<string, string>;
 }
 
+/** Hono's c.text leaves the type to the runtime, and Bun's answer was application/octet-stream. */
+const TEXT = { "content-type": "text/plain; charset=utf-8" };
+
 const SECRET_KEY = /(secret|password|passwd|token|private|credential|^key$|keyfile$|apikey)/i;
 
 /** The resolved config with secrets masked and functions shown by name. */
@@ -62,7 +65,7 @@ export function adminApp({ rt, clusters, isReady, routeRules, reload, breakers, 
   app.get("/v1/mesher/routeRule/:service", (c) => {
     const service = c.req.param("service");
     const rules = routeRules?.(service);
-    if (rules === undefined) return c.text(`${service} routeRule not found`, 404);
+    if (rules === undefined) return c.text(`${service} routeRule not found`, 404, TEXT);
     return c.json(rules);
   });
   // A mutation: POST only (Envoy's admin refuses other methods for mutations).
@@ -76,7 +79,7 @@ export function adminApp({ rt, clusters, isReady, routeRules, reload, breakers, 
     c.header("allow", "POST");
     return c.json({ error: { code: "method_not_allowed", message: "reload is a mutation: use POST" } }, 405);
   });
-  app.get("/ready", (c) => (isReady() ? c.text("LIVE\n") : c.text("NOT READY\n", 503)));
+  app.get("/ready", (c) => (isReady() ? c.text("LIVE\n", 200, TEXT) : c.text("NOT READY\n", 503, TEXT)));
   app.get("/config_dump", (c) =>
     c.json({ version: rt.pipeline.version, config: maskConfig(rt.pipeline.config) }),
   );
