@@ -126,3 +126,19 @@ describe("file registry", () => {
     expect(updates.at(-1)!.map((i) => i.id)).toEqual(["s1"]);
   });
 });
+
+test("a file caught empty mid-write keeps the last list (a watch never empties the cluster)", async () => {
+  const path = join(dir(), "registry.json");
+  const r = open(path);
+  await r.register(inst("shop", "s1"));
+  const updates: Instance[][] = [];
+  const errors: Error[] = [];
+  r.watch("shop", { update: (l) => updates.push(l), error: (e) => errors.push(e) });
+  await until(r, "shop", (l) => l.length === 1);
+  writeFileSync(path, "");
+  const deadline = Date.now() + 5000;
+  while (errors.length === 0 && Date.now() < deadline) await Bun.sleep(20); // bounded poll
+  expect(errors[0]?.message).toContain("is empty");
+  expect(updates.every((l) => l.length === 1)).toBe(true);
+  await r.close();
+});

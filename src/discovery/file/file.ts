@@ -103,7 +103,12 @@ export class FileRegistry implements Registry {
     this.#target = this.#isDir ? join(this.#o.path, "registrations.json") : this.#o.path;
   }
 
-  async #readFile(file: string): Promise<Store> {
+  /**
+   * One file's registrations. `watching`: an empty file is an error, not an empty registry:
+   * an editor or script that writes in place truncates first, and a watch that read that
+   * moment would empty the cluster; an error keeps the last list until the file reads whole.
+   */
+  async #readFile(file: string, watching = false): Promise<Store> {
     let text: string;
     try {
       text = await readFile(file, "utf8");
@@ -111,17 +116,18 @@ export class FileRegistry implements Registry {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return {};
       throw err;
     }
+    if (watching && text.trim() === "") throw new Error(`${file} is empty (being written?); keeping the last list`);
     return parseStore(text, file);
   }
 
   /** Everything every file says, merged (first file wins for a duplicate id). */
   async #readAll(): Promise<Store> {
     await this.#settle();
-    if (!this.#isDir) return this.#readFile(this.#target);
+    if (!this.#isDir) return this.#readFile(this.#target, true);
     const names = (await readdir(this.#o.path)).filter((n) => DATA_EXT.has(extname(n)) && !n.startsWith(".")).sort();
     const merged: Store = {};
     for (const n of names) {
-      const store = await this.#readFile(join(this.#o.path, n));
+      const store = await this.#readFile(join(this.#o.path, n), true);
       for (const [svc, list] of Object.entries(store)) {
         const into = (merged[svc] ??= []);
         for (const i of list) if (!into.some((x) => x.id === i.id)) into.push(i);
