@@ -119,12 +119,12 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
     }
     if (config.listen.grpc) {
       const address = config.listen.grpc === true ? DEFAULT_GRPC_ADDRESS : config.listen.grpc;
-      const g = serveGrpc(address, rt, "consumer", clusters);
+      const g = serveGrpc(address, rt, "consumer", clusters, tls.grpc);
       grpcListeners.push(g);
       addresses.grpc = g.address;
     }
     if (config.listen.grpcProvider) {
-      const g = serveGrpc(config.listen.grpcProvider, rt, "provider", clusters);
+      const g = serveGrpc(config.listen.grpcProvider, rt, "provider", clusters, tls.grpcProvider);
       grpcListeners.push(g);
       addresses.grpcProvider = g.address;
     }

@@ -52,7 +52,7 @@ export const ServiceSchema = v.strictObject({
     v.pipe(v.array(EndpointSchema), d("static endpoints of the service; discovery adds more")),
     [],
   ),
-  tls: v.optional(v.pipe(UpstreamTlsSchema, d("call this service over TLS (https://, wss://)"))),
+  tls: v.optional(v.pipe(UpstreamTlsSchema, d("call this service over TLS (https://, wss://, gRPC to its grpcEndpoints)"))),
   routes: RoutesField,
   ...ServiceResilienceEntries,
   grpcEndpoints: v.optional(

@@ -1,5 +1,5 @@
 /**
- * The gRPC listeners (h2c, node:http2: Bun.serve has no HTTP/2). The consumer side takes the
+ * The gRPC listeners (h2c or TLS, node:http2: Bun.serve has no HTTP/2). The consumer side takes the
  * app's gRPC calls and names the service by `:authority` (Mesher's authority resolver); the
  * provider side takes other sidecars' calls and hands them to `service.ports.grpc`.
  *
@@ -21,6 +21,9 @@ import { compose } from "../pipeline/compose.ts";
 import { MeshError } from "../pipeline/errors.ts";
 import type { Ctx, Handler } from "../pipeline/types.ts";
 import { makeEndpoint, splitAddress, type Endpoint } from "../upstream/cluster.ts";
+import { upstreamTlsByService, serverTlsOptions } from "../tls/options.ts";
+import { onServerTlsChange } from "../tls/reload.ts";
+import type { ServerTls } from "../tls/schema.ts";
 import type { ClusterManager } from "../upstream/clusters.ts";
 import { splitHost } from "../upstream/http.ts";
 import { grpcCalls, GrpcCall, grpcErrorResponse, HOP } from "./grpcCall.ts";
@@ -86,15 +89,21 @@ export interface GrpcListener {
   close(graceful: boolean): Promise<void>;
 }
 
-/** Opens an h2c listener that runs every call through the side's gRPC chain. */
-export function serveGrpc(address: string, rt: Runtime, side: Side, clusters: ClusterManager): GrpcListener {
+/**
+ * Opens a listener that runs every call through the side's gRPC chain: h2c, or HTTP/2 over TLS
+ * (ALPN h2) with `tls`, whose certificate is swapped in place when its files change.
+ */
+export function serveGrpc(address: string, rt: Runtime, side: Side, clusters: ClusterManager, tls?: ServerTls): GrpcListener {
   const pool = new SessionPool();
-  const terminal = grpcTransport(pool);
-  // Compiled once per pipeline (config load or reload), not per call.
+  // Compiled once per pipeline (config load or reload), not per call. The consumer side calls
+  // peers over TLS where `services.X.tls` says so; the provider side calls its own app (h2c).
   const chains = new WeakMap<Pipeline, Chain>();
   const chainOf = (p: Pipeline) => {
     let chain = chains.get(p);
-    if (!chain) chains.set(p, (chain = buildGrpcChain(p, clusters, side, terminal)));
+    if (!chain) {
+      const terminal = grpcTransport(pool, side === "consumer" ? upstreamTlsByService(p.config) : undefined);
+      chains.set(p, (chain = buildGrpcChain(p, clusters, side, terminal)));
+    }
     return chain;
   };
   chainOf(rt.pipeline);
@@ -169,7 +178,7 @@ export function serveGrpc(address: string, rt: Runtime, side: Side, clusters: Cl
   }
 
   const sessions = new Set<http2.ServerHttp2Session>();
-  const server = http2.createServer();
+  const server = tls ? http2.createSecureServer({ ...serverTlsOptions(tls), ALPNProtocols: ["h2"] }) : http2.createServer();
   server.on("session", (s) => {
     sessions.add(s);
     s.on("close", () => sessions.delete(s));
@@ -189,9 +198,16 @@ export function serveGrpc(address: string, rt: Runtime, side: Side, clusters: Cl
     throw new Error(`cannot listen on ${address} (gRPC ${side})`);
   }
   const h = bound.address.includes(":") ? `[${bound.address}]` : bound.address;
+  let unwatch: (() => void) | undefined;
+  if (tls) {
+    const secure = server as http2.Http2SecureServer;
+    secure.on("tlsClientError", () => {}); // a caller without a valid certificate: its own problem
+    unwatch = onServerTlsChange(tls, `${h}:${bound.port} (gRPC ${side})`, (o) => secure.setSecureContext(o));
+  }
   return {
     address: `${h}:${bound.port}`,
     close(graceful) {
+      unwatch?.();
       return new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const s of sessions) (graceful ? s.close() : s.destroy());

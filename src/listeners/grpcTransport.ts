@@ -16,38 +16,55 @@
 import http2 from "node:http2";
 import { MeshError } from "../pipeline/errors.ts";
 import type { Ctx, Handler } from "../pipeline/types.ts";
+import type { ClientTlsOptions } from "../tls/options.ts";
 import type { Endpoint } from "../upstream/cluster.ts";
 import { grpcCalls, grpcOutcome, HOP, type GrpcCall } from "./grpcCall.ts";
 
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR } = http2.constants;
 const END_STREAM = 0x1;
 
-/** Pooled HTTP/2 sessions to upstream endpoints, one per address. */
+/** Pooled HTTP/2 sessions to upstream endpoints, one per address (and TLS or not). */
 export class SessionPool {
-  readonly #sessions = new Map<string, http2.ClientHttp2Session>();
-  get(address: string): http2.ClientHttp2Session {
-    let s = this.#sessions.get(address);
-    if (s && !s.closed && !s.destroyed) return s;
-    s = http2.connect(`http://${address}`);
-    const session = s;
+  readonly #sessions = new Map<string, { session: http2.ClientHttp2Session; tls?: ClientTlsOptions }>();
+  /**
+   * The session to `address`, over TLS with `tls` (then `https://`, ALPN h2). `clientTls()`
+   * returns the same object until its files change, so a changed CA or client certificate
+   * opens a new session; the old one finishes its open calls and closes.
+   */
+  get(address: string, tls?: ClientTlsOptions): http2.ClientHttp2Session {
+    const key = tls ? `https://${address}` : address;
+    const entry = this.#sessions.get(key);
+    if (entry && !entry.session.closed && !entry.session.destroyed) {
+      if (entry.tls === tls) return entry.session;
+      entry.session.close();
+    }
+    const session = tls
+      ? http2.connect(`https://${address}`, {
+          ca: tls.ca,
+          cert: tls.cert,
+          key: tls.key,
+          servername: tls.servername,
+          rejectUnauthorized: tls.rejectUnauthorized,
+        })
+      : http2.connect(`http://${address}`);
     const drop = () => {
-      if (this.#sessions.get(address) === session) this.#sessions.delete(address);
+      if (this.#sessions.get(key)?.session === session) this.#sessions.delete(key);
     };
     session.on("error", drop); // the streams on it report the error themselves
     session.on("close", drop);
     session.on("goaway", drop);
-    this.#sessions.set(address, session);
+    this.#sessions.set(key, { session, tls });
     return session;
   }
   close(): void {
-    for (const s of this.#sessions.values()) s.destroy();
+    for (const { session } of this.#sessions.values()) session.destroy();
     this.#sessions.clear();
   }
 }
 
 /** The upstream request headers: the chain's headers (after routing, tracing...) and the pseudo-headers. */
-function upstreamHeaders(ctx: Ctx, authority: string): http2.OutgoingHttpHeaders {
-  const out: http2.OutgoingHttpHeaders = { ":method": ctx.method, ":path": ctx.path, ":authority": authority, ":scheme": "http" };
+function upstreamHeaders(ctx: Ctx, authority: string, scheme: string): http2.OutgoingHttpHeaders {
+  const out: http2.OutgoingHttpHeaders = { ":method": ctx.method, ":path": ctx.path, ":authority": authority, ":scheme": scheme };
   ctx.headers.forEach((value, name) => {
     if (!HOP.has(name)) out[name] = value;
   });
@@ -65,13 +82,13 @@ function responseHeaders(h: http2.IncomingHttpHeaders): http2.OutgoingHttpHeader
 }
 
 /** Forwards the call to `endpoint`; resolves when the caller has its status. */
-function relay(ctx: Ctx, call: GrpcCall, endpoint: Endpoint, pool: SessionPool): Promise<void> {
+function relay(ctx: Ctx, call: GrpcCall, endpoint: Endpoint, pool: SessionPool, tls: ClientTlsOptions | undefined): Promise<void> {
   const { stream } = call;
   const signal = ctx.signal;
   return new Promise<void>((resolve, reject) => {
     let upstream: http2.ClientHttp2Stream;
     try {
-      upstream = pool.get(endpoint.address).request(upstreamHeaders(ctx, call.authority));
+      upstream = pool.get(endpoint.address, tls).request(upstreamHeaders(ctx, call.authority, tls ? "https" : "http"));
     } catch (err) {
       reject(new MeshError("upstream_connect_failure", `cannot open a stream to ${endpoint.address}: ${(err as Error).message}`));
       return;
@@ -140,8 +157,12 @@ function relay(ctx: Ctx, call: GrpcCall, endpoint: Endpoint, pool: SessionPool):
   });
 }
 
-/** The gRPC transport of one listener (its session pool). */
-export function grpcTransport(pool: SessionPool): Handler {
+/**
+ * The gRPC transport of one listener (its session pool) and one config: `tlsOf` gives the TLS
+ * options of the services that set `services.X.tls` (consumer side; the provider side calls
+ * its own app over h2c).
+ */
+export function grpcTransport(pool: SessionPool, tlsOf?: Map<string, () => ClientTlsOptions>): Handler {
   return async function grpcTransport(ctx) {
     const call = grpcCalls.get(ctx);
     if (!call) throw new MeshError("internal", "the gRPC transport ran on a call that is not gRPC");
@@ -151,7 +172,7 @@ export function grpcTransport(pool: SessionPool): Handler {
     ctx.attempts++;
     endpoint.active++;
     try {
-      await relay(ctx, call, endpoint, pool);
+      await relay(ctx, call, endpoint, pool, tlsOf?.get(ctx.service)?.());
     } finally {
       endpoint.active--;
     }

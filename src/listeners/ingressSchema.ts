@@ -112,11 +112,11 @@ export function edgeListenEntries<A extends v.GenericSchema<string, string>>(add
     grpc: v.optional(
       v.pipe(
         v.union([address, v.literal(true)], 'an address "host:port", or true for 127.0.0.1:40101'),
-        d("gRPC consumer listener (h2c): the app's gRPC calls, service named by :authority"),
+        d("gRPC consumer listener (h2c, or TLS with listen.tls.grpc): the app's gRPC calls, service named by :authority"),
       ),
     ),
     grpcProvider: v.optional(
-      v.pipe(address, d("gRPC provider listener (h2c): other sidecars' gRPC calls, sent to service.ports.grpc")),
+      v.pipe(address, d("gRPC provider listener (h2c, or TLS with listen.tls.grpcProvider): other sidecars' gRPC calls, sent to service.ports.grpc")),
     ),
   };
 }

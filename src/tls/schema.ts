@@ -19,6 +19,10 @@ export const ListenTlsSchema = v.strictObject({
   provider: v.optional(v.pipe(ServerTlsSchema, d("TLS on the provider listener (from other sidecars)"))),
   admin: v.optional(v.pipe(ServerTlsSchema, d("TLS on the admin listener"))),
   edge: v.optional(v.pipe(ServerTlsSchema, d("TLS on the edge listener (gateway mode)"))),
+  grpc: v.optional(v.pipe(ServerTlsSchema, d("TLS on the gRPC consumer listener (listen.grpc; HTTP/2 over TLS, ALPN h2)"))),
+  grpcProvider: v.optional(
+    v.pipe(ServerTlsSchema, d("TLS on the gRPC provider listener (listen.grpcProvider); callers set services.X.tls")),
+  ),
 });
 
 export const UpstreamTlsSchema = v.strictObject({
