@@ -10,8 +10,8 @@
  */
 import type { Server } from "bun";
 import { errorResponse, MeshError } from "../pipeline/errors.ts";
-import { onFilesChange } from "../tls/files.ts";
-import { checkServerTls, serverTlsFiles, serverTlsOptions } from "../tls/options.ts";
+import { onServerTlsChange } from "../tls/reload.ts";
+import { serverTlsOptions } from "../tls/options.ts";
 import type { ServerTls } from "../tls/schema.ts";
 import { splitAddress } from "../upstream/cluster.ts";
 import { serveNode } from "./nodeserve.ts";
@@ -103,9 +103,6 @@ function serveBun(host: string, port: number, handler: RequestHandler, options: 
   };
 }
 
-/** Changes to certificate files this close together are one change. */
-const RELOAD_SETTLE_MS = 50;
-
 /**
  * Keeps a listener on one address across certificate changes: on a change the listening
  * socket closes (its connections finish on the old instance) and a new instance binds the
@@ -115,38 +112,22 @@ function reloading(hostname: string, port: number, tls: ServerTls | undefined, s
   let current = start(port);
   const bound = current.port;
   const draining = new Set<Promise<void>>();
-  let unsubscribe: (() => void) | undefined;
-  if (tls) {
-    let timer: Timer | undefined;
-    const swap = () => {
-      // A cert manager writes key and cert one after the other: never swap to a pair that
-      // does not match (the old certificate keeps serving until the files agree).
-      try {
-        checkServerTls(tls);
-      } catch (err) {
-        console.error(`mesher: not reloading the certificate of ${hostname}:${bound} yet: ${(err as Error).message}`);
-        return;
-      }
-      const old = current;
-      const done = old.stop(false);
-      try {
-        current = start(bound);
-      } catch (err) {
-        console.error(`mesher: could not reload the certificate of ${hostname}:${bound}: ${(err as Error).message}`);
-        return;
-      }
-      draining.add(done);
-      void done.finally(() => draining.delete(done));
-    };
-    const unwatch = onFilesChange(serverTlsFiles(tls), () => {
-      clearTimeout(timer);
-      timer = setTimeout(swap, RELOAD_SETTLE_MS);
-    });
-    unsubscribe = () => {
-      clearTimeout(timer);
-      unwatch();
-    };
-  }
+  // The options are read from the files again by start(); onServerTlsChange only calls this
+  // once they make a usable pair (the old certificate keeps serving until the files agree).
+  const unsubscribe = tls
+    ? onServerTlsChange(tls, `${hostname}:${bound}`, () => {
+        const old = current;
+        const done = old.stop(false);
+        try {
+          current = start(bound);
+        } catch (err) {
+          console.error(`mesher: could not reload the certificate of ${hostname}:${bound}: ${(err as Error).message}`);
+          return;
+        }
+        draining.add(done);
+        void done.finally(() => draining.delete(done));
+      })
+    : undefined;
   return {
     hostname,
     port: bound,

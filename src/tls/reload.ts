@@ -1,7 +1,7 @@
 /**
- * Reloading a server's certificate in place when its files change, for servers that can swap
- * their secure context (node:http2's `setSecureContext`, which Bun implements). Bun.serve and
- * node:https cannot, so serveHttp restarts its listener instead (listeners/serve.ts).
+ * Reacting to a server's certificate files changing: node:http2 swaps its secure context in
+ * place (`setSecureContext`, which Bun implements); Bun.serve and node:https cannot, so
+ * serveHttp restarts its listener on the same port instead (listeners/serve.ts).
  */
 import { onFilesChange } from "./files.ts";
 import { checkServerTls, serverTlsFiles, serverTlsOptions } from "./options.ts";
