@@ -7,7 +7,7 @@ import { createDiscovery, type DiscoveryRuntime } from "./discovery/index.ts";
 import { adminApp } from "./listeners/admin.ts";
 import { consumerConnect, consumerHandler } from "./listeners/consumer.ts";
 import { edgeHandler } from "./listeners/edge.ts";
-import { serveGrpc, type GrpcListener } from "./listeners/grpc.ts";
+import type { GrpcListener } from "./listeners/grpc.ts";
 import { DEFAULT_GRPC_ADDRESS } from "./listeners/ingressSchema.ts";
 import { providerHandler } from "./listeners/provider.ts";
 import type { Runtime } from "./listeners/runtime.ts";
@@ -57,6 +57,12 @@ export interface Addresses {
   grpc?: string;
   grpcProvider?: string;
 }
+
+/**
+ * The gRPC listeners' module, loaded only when one is configured (node:http2 costs ~6 MB of
+ * RSS). Synchronous (Bun's require of an ES module): startMesher reports bound addresses.
+ */
+const serveGrpc: typeof import("./listeners/grpc.ts").serveGrpc = (...args) => require("./listeners/grpc.ts").serveGrpc(...args);
 
 export function startMesher(config: ResolvedConfig, options: MesherOptions = {}): Mesher {
   const clusters = new ClusterManager();

@@ -3,8 +3,6 @@
  * translated by the importers in compat/ and merged into the raw config before validation.
  */
 import { dirname, resolve } from "node:path";
-import { parseAllDocuments } from "yaml";
-import { translateDocument, mergeFragment, resolveSubsets } from "./compat/index.ts";
 import type { Obj } from "./compat/util.ts";
 import { ConfigError } from "./errors.ts";
 
@@ -24,6 +22,8 @@ export async function expandIncludes(raw: unknown, configFile: string): Promise<
   if (!Array.isArray(list) || !list.every((x) => typeof x === "string")) {
     throw new ConfigError([{ path: "include", value: list, expected: "a list of file paths" }], configFile);
   }
+  // The YAML parser and the importers load only for a config that includes files.
+  const [{ parseAllDocuments }, { translateDocument, mergeFragment, resolveSubsets }] = await Promise.all([import("yaml"), import("./compat/index.ts")]);
   const out: Obj = { ...(raw as Obj) };
   if (out.services && typeof out.services === "object") out.services = { ...(out.services as Obj) };
   const owners = new Map<string, string>();

@@ -9,10 +9,18 @@ import type { Ctx } from "../pipeline/types.ts";
 import { AccessLog, type AccessEntry } from "./accessLog.ts";
 import type { Metrics } from "./metrics.ts";
 import { Stats } from "./stats.ts";
-import { HopTracer, type Hop } from "./tracing/tracer.ts";
+import type { Hop, HopTracer } from "./tracing/tracer.ts";
 
 /** The longest a stop waits for exporters to deliver what is buffered. */
 const STOP_TIMEOUT_MS = 3000;
+
+/**
+ * The tracer's module, loaded when a config first turns tracing on: the OpenTelemetry SDK
+ * costs ~10 MB of RSS that a sidecar without `tracing` should not pay. Synchronous (Bun's
+ * require of an ES module), because the first request after start must be traced; the
+ * exporters' gRPC clients, the heavy part, load in the background (otlp.ts, reporter.ts).
+ */
+const tracerModule = (): typeof import("./tracing/tracer.ts") => require("./tracing/tracer.ts");
 
 export class Telemetry {
   readonly stats = new Stats();
@@ -41,7 +49,7 @@ export class Telemetry {
       this.#tracingKey = tracingKey;
       const s = config.service;
       this.#tracer = config.tracing
-        ? new HopTracer(config.tracing, { service: s.name, version: s.version, app: s.app, instance: this.instance }, (exporter, n) =>
+        ? new (tracerModule().HopTracer)(config.tracing, { service: s.name, version: s.version, app: s.app, instance: this.instance }, (exporter, n) =>
             this.metrics.droppedSpans(exporter, n),
           )
         : undefined;

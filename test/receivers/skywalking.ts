@@ -3,7 +3,7 @@
  * vendored for the reporter), implementing TraceSegmentReportService and ManagementService.
  */
 import * as grpc from "@grpc/grpc-js";
-import { skywalkingServices } from "../../src/telemetry/skywalking/reporter.ts";
+import { skywalkingServices } from "../../src/telemetry/skywalking/client.ts";
 import type { SegmentObject } from "../../src/telemetry/skywalking/segment.ts";
 
 export interface SkyWalkingReceiver {

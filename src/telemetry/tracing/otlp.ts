@@ -4,13 +4,54 @@
  */
 import type { Context } from "@opentelemetry/api";
 import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
 import type { BatchSpanProcessor, ReadableSpan, Span, SpanExporter, SpanProcessor } from "@opentelemetry/sdk-trace";
 
-/** The design card's exporter; "host:port" means plaintext. */
+/**
+ * The design card's exporter; "host:port" means plaintext. Its module (grpc-js, protobufjs:
+ * ~22 MB of RSS) is imported in the background, so a sidecar pays for it only with `otlp`
+ * configured and its start never waits for it.
+ */
 export function otlpExporter(endpoint: string, timeoutMs: number): SpanExporter {
   const url = endpoint.includes("://") ? endpoint : `http://${endpoint}`;
-  return new OTLPTraceExporter({ url, timeoutMillis: timeoutMs });
+  return new DeferredExporter(
+    import("@opentelemetry/exporter-trace-otlp-grpc").then(({ OTLPTraceExporter }) => new OTLPTraceExporter({ url, timeoutMillis: timeoutMs })),
+  );
+}
+
+/**
+ * An exporter whose inner one is still loading. The batch processor keeps queueing spans
+ * meanwhile (its queue bounds them, and counts what it drops); a batch handed over before the
+ * load finishes is exported once it has. If the load fails, every batch fails (and is counted
+ * as dropped by the CountingExporter around this).
+ */
+export class DeferredExporter implements SpanExporter {
+  #inner?: SpanExporter;
+  #error?: Error;
+  readonly #ready: Promise<SpanExporter | undefined>;
+
+  constructor(load: Promise<SpanExporter>) {
+    this.#ready = load.then(
+      (inner) => (this.#inner = inner),
+      (err: unknown) => {
+        this.#error = err instanceof Error ? err : new Error(String(err));
+        console.error("mesher: the OTLP exporter failed to load (spans are dropped and counted):", this.#error.message);
+        return undefined;
+      },
+    );
+  }
+
+  export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
+    if (this.#inner) return this.#inner.export(spans, done);
+    void this.#ready.then((inner) => (inner ? inner.export(spans, done) : done({ code: ExportResultCode.FAILED, error: this.#error })));
+  }
+
+  async shutdown(): Promise<void> {
+    await (await this.#ready)?.shutdown();
+  }
+
+  async forceFlush(): Promise<void> {
+    await (await this.#ready)?.forceFlush?.();
+  }
 }
 
 /** Passes spans on and counts the ones whose export failed. */

@@ -1,0 +1,50 @@
+/**
+ * Heavy modules load only when the config uses them (issue 7: a sidecar's RSS): etcd3, the
+ * OTLP exporter and SkyWalking's grpc-js clients, the OpenTelemetry SDK, node:http2's gRPC
+ * listeners, yaml. Each case starts a mesher in a fresh process and reads which modules it loaded.
+ */
+import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+
+const FIXTURE = join(import.meta.dir, "fixtures/loaded.ts");
+const HEAVY = ["etcd3", "yaml", "@grpc/grpc-js", "@opentelemetry/exporter-trace-otlp-grpc", "@opentelemetry/sdk-trace", "src/listeners/grpc.ts"];
+
+async function modulesOf(config: object, waitFor: string[] = []): Promise<{ atStart: string[]; later: string[] }> {
+  const p = Bun.spawn(["bun", FIXTURE, JSON.stringify(config), waitFor.join(",")], { stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  if (code !== 0) throw new Error(`fixture exited ${code}: ${err}`);
+  return JSON.parse(out.trim().split("\n").at(-1)!);
+}
+
+const base = { service: { name: "shop" }, listen: { consumer: "127.0.0.1:0", admin: "127.0.0.1:0" } };
+
+describe("lazy loading", () => {
+  test("a minimal sidecar loads none of the heavy modules", async () => {
+    const m = await modulesOf(base);
+    expect(m.atStart).toContain("prom-client"); // the probe sees packages at all
+    expect(m.later.filter((n) => HEAVY.includes(n))).toEqual([]);
+  });
+
+  test("tracing loads the SDK at start and the exporters' gRPC clients in the background", async () => {
+    const tracing = { otlp: { endpoint: "127.0.0.1:1" }, skywalking: { serverUri: "127.0.0.1:1" } };
+    const m = await modulesOf({ ...base, tracing }, ["@opentelemetry/exporter-trace-otlp-grpc", "src/telemetry/skywalking/client.ts"]);
+    expect(m.atStart).toContain("@opentelemetry/sdk-trace");
+    expect(m.later).toContain("@opentelemetry/exporter-trace-otlp-grpc");
+    expect(m.later).toContain("src/telemetry/skywalking/client.ts");
+    expect(m.later).not.toContain("etcd3");
+  });
+
+  test("an etcd registry loads etcd3, and only then", async () => {
+    const m = await modulesOf({ ...base, registry: { kind: "etcd", endpoints: ["http://127.0.0.1:1"] } }, ["etcd3"]);
+    expect(m.later).toContain("etcd3");
+    expect(m.later).not.toContain("@opentelemetry/sdk-trace");
+    const dns = await modulesOf({ ...base, registry: { kind: "dns", servers: ["127.0.0.1:1"] } });
+    expect(dns.later).not.toContain("etcd3");
+  });
+
+  test("a gRPC listener loads its module", async () => {
+    const m = await modulesOf({ ...base, listen: { ...base.listen, grpc: "127.0.0.1:0" } });
+    expect(m.atStart).toContain("src/listeners/grpc.ts");
+    expect(m.atStart).not.toContain("@grpc/grpc-js");
+  });
+});
