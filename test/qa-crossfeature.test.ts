@@ -5,6 +5,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { resolveConfig } from "../src/config/resolve.ts";
 import { closedPort, curl, startApp, startEchoApp, startSidecar, tempDir, twoSidecars, viaProxy } from "./helpers.ts";
 import { startOtlpReceiver } from "./receivers/otlp.ts";
 
@@ -127,4 +128,112 @@ test("a CONNECT refused by the Bun.serve engine (no rule could allow a tunnel) i
   }
   const line = JSON.parse(readFileSync(path, "utf8").trim());
   expect(line).toMatchObject({ method: "CONNECT", path: "api.example.com:443", response_code: 403, response_flags: "forbidden", service: "api.example.com" });
+});
+
+describe("WebSocket through the edge with a rate limit", () => {
+  const app = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch(req, server) {
+      if (new URL(req.url).pathname === "/refuse") return new Response("no", { status: 401 });
+      if (server.upgrade(req)) return undefined;
+      return new Response("plain");
+    },
+    websocket: { message: (ws, m) => void ws.send(m) },
+  });
+  const gw = startSidecar({
+    mode: "edge",
+    service: { name: "gateway" },
+    listen: { edge: "127.0.0.1:0", consumer: false },
+    services: {
+      chat: { endpoints: [`127.0.0.1:${app.port}`], rateLimit: { rate: 2, burst: 2 } },
+      plain: { endpoints: [`127.0.0.1:${app.port}`] },
+    },
+    ingress: [
+      { path: { prefix: "/chat/" }, rewrite: { prefix: "/" }, service: "chat" },
+      { path: { prefix: "/plain/" }, rewrite: { prefix: "/" }, service: "plain" },
+    ],
+  });
+  afterAll(async () => {
+    await gw.stop();
+    app.stop(true);
+  });
+  const upgrade = (path: string) =>
+    curl(["-s", "--max-time", "5", "-i", "-H", "Connection: Upgrade", "-H", "Upgrade: websocket", "-H", "Sec-WebSocket-Version: 13", "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", `http://${gw.addresses.edge}${path}`]);
+
+  test("upgrades within the limit echo; beyond it 429 rate_limited JSON", async () => {
+    const sockets: WebSocket[] = [];
+    for (let i = 0; i < 2; i++) {
+      const ws = new WebSocket(`ws://${gw.addresses.edge}/chat/ws`);
+      await new Promise<void>((resolve, reject) => {
+        ws.onopen = () => resolve();
+        ws.onerror = () => reject(new Error("WebSocket failed to open"));
+      });
+      const echoed = new Promise<string>((resolve) => (ws.onmessage = (e) => resolve(String(e.data))));
+      ws.send(`hi ${i}`);
+      expect(await echoed).toBe(`hi ${i}`);
+      sockets.push(ws);
+    }
+    const limited = await upgrade("/chat/ws");
+    expect(limited.status).toBe(429);
+    expect(limited.body).toContain("x-mesher-error: rate_limited");
+    expect(limited.body).toContain('"code":"rate_limited"');
+    // The open sockets still work after the refusal.
+    const again = new Promise<string>((resolve) => (sockets[0]!.onmessage = (e) => resolve(String(e.data))));
+    sockets[0]!.send("still");
+    expect(await again).toBe("still");
+    for (const ws of sockets) ws.close();
+  });
+
+  test("an upstream refusing the upgrade: a JSON error with x-mesher-error, no hang", async () => {
+    const r = await upgrade("/plain/refuse");
+    expect(r.status).toBe(502);
+    expect(r.body).toContain("x-mesher-error: upstream_connect_failure");
+    expect(r.body).toContain('"code":"upstream_connect_failure"');
+  });
+});
+
+describe("hot reload of the access log format and the tracing sampler", () => {
+  test("a reload switching JSON to a format string keeps every line, in order, in the same file", async () => {
+    const dir = tempDir();
+    const path = join(dir, "access.log");
+    const app = startEchoApp();
+    const mesh = twoSidecars(app.port!, { a: { accessLog: { path } } });
+    try {
+      for (let i = 0; i < 3; i++) expect((await viaProxy(mesh.proxy, `http://promotion/json${i}`)).status).toBe(200);
+      const config = mesh.a.runtime.pipeline.config;
+      mesh.a.reload(resolveConfig({ ...config, listen: { ...config.listen }, accessLog: { path, format: "%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE%" } }));
+      for (let i = 0; i < 3; i++) expect((await viaProxy(mesh.proxy, `http://promotion/text${i}`)).status).toBe(200);
+    } finally {
+      await mesh.stop();
+      app.stop(true);
+    }
+    const lines = readFileSync(path, "utf8").trim().split("\n");
+    expect(lines.slice(0, 3).map((l) => JSON.parse(l).path)).toEqual(["/json0", "/json1", "/json2"]);
+    expect(lines.slice(3)).toEqual(["GET /text0 200", "GET /text1 200", "GET /text2 200"]);
+  });
+
+  test("a reload setting sampler 0 stops new traces; back to 1 starts them again", async () => {
+    const otlp = await startOtlpReceiver();
+    const app = startEchoApp();
+    const tracing = { flushInterval: 50, otlp: { endpoint: otlp.url } };
+    const mesh = twoSidecars(app.port!, { a: { tracing } });
+    try {
+      const config = mesh.a.runtime.pipeline.config;
+      const withSampler = (sampler: number) => resolveConfig({ ...config, listen: { ...config.listen }, tracing: { ...tracing, sampler } });
+      expect((await viaProxy(mesh.proxy, "http://promotion/one")).status).toBe(200);
+      await otlp.waitFor((s) => s.length === 1);
+      mesh.a.reload(withSampler(0));
+      const off = await viaProxy(mesh.proxy, "http://promotion/off");
+      expect(((await off.json()) as { headers: Record<string, string> }).headers["x-b3-sampled"]).toBe("0");
+      mesh.a.reload(withSampler(1));
+      expect((await viaProxy(mesh.proxy, "http://promotion/two")).status).toBe(200);
+      const spans = await otlp.waitFor((s) => s.length >= 2);
+      expect(spans.map((s) => s.attributes["url.path"])).toEqual(["/one", "/two"]);
+    } finally {
+      await mesh.stop();
+      app.stop(true);
+      await otlp.stop();
+    }
+  });
 });
