@@ -237,3 +237,30 @@ describe("hot reload of the access log format and the tracing sampler", () => {
     }
   });
 });
+
+describe("etcd registry unreachable from the start", () => {
+  const sidecar = startSidecar({
+    service: { name: "web" },
+    listen: { consumer: "127.0.0.1:0", admin: "127.0.0.1:0" },
+    registry: { kind: "etcd", endpoints: [`http://127.0.0.1:${closedPort()}`], lookupTimeout: "5s" },
+  });
+  afterAll(() => sidecar.stop());
+
+  test("a call to a service only the registry could know is 503 registry_unavailable, not 403", async () => {
+    const res = await viaProxy(`http://${sidecar.addresses.consumer}`, "http://shop/x");
+    expect(res.status).toBe(503);
+    expect(res.headers.get("x-mesher-error")).toBe("registry_unavailable");
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe("registry_unavailable");
+    expect(body.error.message).toContain("etcd");
+    const clusters = (await (await fetch(`http://${sidecar.addresses.admin}/clusters`)).json()) as { registry: { stale: boolean } };
+    expect(clusters.registry.stale).toBe(true);
+  });
+
+  test("the go-micro registry API answers its JSON error with x-mesher-error", async () => {
+    const res = await fetch(`http://${sidecar.addresses.admin}/registry?service=shop`);
+    expect(res.status).toBe(502);
+    expect(res.headers.get("x-mesher-error")).toBe("registry_unavailable");
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("registry_unavailable");
+  });
+});

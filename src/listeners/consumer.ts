@@ -70,7 +70,16 @@ export function consumerHandler(rt: Runtime): (req: Request, clientAddress: stri
     let inMesh = !egress && pipeline.isService(name);
     // A name neither known nor allowed may still be a service discovery finds on first use.
     // (With allowAll such a name leaves the mesh without asking: no registry call per request.)
-    if (!egress && !inMesh && !pipeline.egressTable.allowAll) inMesh = await pipeline.discoverService(name);
+    let lookupError: MeshError | undefined;
+    if (!egress && !inMesh && !pipeline.egressTable.allowAll) {
+      try {
+        inMesh = await pipeline.discoverService(name);
+      } catch (err) {
+        // The registry could not say (unreachable): not the app's fault, so not a 403.
+        if (!(err instanceof MeshError)) throw err;
+        lookupError = err;
+      }
+    }
 
     const headers = stripHopByHop(new Headers(req.headers));
     setForwarded(headers, clientAddress, host, "http");
@@ -79,6 +88,12 @@ export function consumerHandler(rt: Runtime): (req: Request, clientAddress: stri
     // A mesh service keeps the name as written (the router finds its configured spelling).
     const ctx = newContext(req, "consumer", clientAddress, headers, originForm(req.url), inMesh ? name : service);
     ctx.source = pipeline.source;
+    if (lookupError) {
+      const error = lookupError;
+      return runChain(rt, ctx, async function registryUnavailable() {
+        throw error;
+      });
+    }
     if (!egress && !inMesh && !pipeline.egressTable.allowAll) return runChain(rt, ctx, refuse);
     if (inMesh) {
       headers.set(VIA_HEADER, via ? `${via}, ${mark}` : mark);
