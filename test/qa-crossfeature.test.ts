@@ -5,7 +5,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
 import { resolveConfig } from "../src/config/resolve.ts";
+import { echoClient, startGrpcApp, unary } from "./grpcApp.ts";
 import { closedPort, curl, startApp, startEchoApp, startSidecar, tempDir, twoSidecars, viaProxy } from "./helpers.ts";
 import { startOtlpReceiver } from "./receivers/otlp.ts";
 
@@ -262,5 +264,40 @@ describe("etcd registry unreachable from the start", () => {
     expect(res.status).toBe(502);
     expect(res.headers.get("x-mesher-error")).toBe("registry_unavailable");
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("registry_unavailable");
+  });
+});
+
+describe("stats page and metrics with gRPC traffic", async () => {
+  const app = await startGrpcApp("greeter");
+  const b = startSidecar({ service: { name: "greeter", ports: { grpc: app.port } }, listen: { grpcProvider: "127.0.0.1:0" } });
+  const a = startSidecar({
+    service: { name: "shop" },
+    listen: { grpc: "127.0.0.1:0", admin: "127.0.0.1:0" },
+    services: { greeter: { grpcEndpoints: [b.addresses.grpcProvider!] } },
+  });
+  const client = echoClient(a.addresses.grpc!, "greeter");
+  afterAll(async () => {
+    client.close();
+    await a.stop();
+    await b.stop();
+    app.stop();
+  });
+
+  test("/stats JSON counts gRPC calls and errors per service, and lists the gRPC endpoint", async () => {
+    for (let i = 0; i < 3; i++) expect((await unary(client, { text: "ok" })).err).toBeUndefined();
+    const failed = await unary(client, { text: "bad", failCode: grpc.status.UNAVAILABLE });
+    expect(failed.err?.code).toBe(grpc.status.UNAVAILABLE);
+    const stats = (await (await fetch(`http://${a.addresses.admin}/stats`, { headers: { accept: "application/json" } })).json()) as {
+      services: { service: string; direction: string; requests: number; errors: number }[];
+      clusters: { name: string; endpoints: { address: string; state: string }[] }[];
+    };
+    const greeter = stats.services.find((s) => s.service === "greeter" && s.direction === "consumer")!;
+    expect(greeter).toBeDefined();
+    expect(greeter).toMatchObject({ requests: 4, errors: 1 });
+    const cluster = stats.clusters.find((c) => c.name === "grpc:greeter")!;
+    expect(cluster.endpoints[0]).toMatchObject({ address: b.addresses.grpcProvider, state: "UP" });
+    const metrics = await (await fetch(`http://${a.addresses.admin}/v1/mesher/metrics`)).text();
+    expect(metrics).toMatch(/mesher_requests_total\{[^}]*service="greeter"[^}]*status_class="2xx"[^}]*\} 3/);
+    expect(metrics).toMatch(/mesher_requests_total\{[^}]*service="greeter"[^}]*status_class="5xx"[^}]*\} 1/);
   });
 });
