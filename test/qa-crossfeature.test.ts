@@ -3,7 +3,7 @@
  * access log, ... Each block is one combination the per-feature tests do not cover.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { resolveConfig } from "../src/config/resolve.ts";
@@ -299,5 +299,71 @@ describe("stats page and metrics with gRPC traffic", async () => {
     const metrics = await (await fetch(`http://${a.addresses.admin}/v1/mesher/metrics`)).text();
     expect(metrics).toMatch(/mesher_requests_total\{[^}]*service="greeter"[^}]*status_class="2xx"[^}]*\} 3/);
     expect(metrics).toMatch(/mesher_requests_total\{[^}]*service="greeter"[^}]*status_class="5xx"[^}]*\} 1/);
+  });
+});
+
+describe("a service from the file registry + route rules by the instances' registry tags", () => {
+  const v1 = startEchoApp("shop-v1");
+  const v2 = startEchoApp("shop-v2");
+  const dir = tempDir({
+    "registry.yaml": [
+      "services:",
+      "  shop:",
+      `    - { id: shop-1, address: "127.0.0.1:${v1.port}", tags: { version: "1.0" } }`,
+      `    - { id: shop-2, address: "127.0.0.1:${v2.port}", tags: { version: "2.0" } }`,
+      "",
+    ].join("\n"),
+  });
+  const sidecar = startSidecar({
+    service: { name: "web" },
+    listen: { consumer: "127.0.0.1:0" },
+    registry: { kind: "file", path: join(dir, "registry.yaml") },
+    services: {
+      shop: {
+        routes: [
+          { precedence: 2, match: { headers: { "x-canary": { exact: "yes" } } }, route: [{ tags: { version: "2.0" } }] },
+          { precedence: 1, route: [{ tags: { version: "1.0" } }] },
+        ],
+      },
+    },
+  });
+  afterAll(async () => {
+    await sidecar.stop();
+    v1.stop(true);
+    v2.stop(true);
+  });
+  const served = async (headers: Record<string, string> = {}) => {
+    const res = await viaProxy(`http://${sidecar.addresses.consumer}`, "http://shop/items", { headers });
+    expect(res.status).toBe(200);
+    return ((await res.json()) as { app: string }).app;
+  };
+
+  test("the header rule picks the 2.0 instance, the rest goes to 1.0, by the tags the registry holds", async () => {
+    for (let i = 0; i < 50 && sidecar.clusters.get("shop")?.endpoints.length !== 2; i++) await Bun.sleep(20);
+    expect(sidecar.clusters.get("shop")?.endpoints.length).toBe(2);
+    for (let i = 0; i < 4; i++) {
+      expect(await served()).toBe("shop-v1");
+      expect(await served({ "x-canary": "yes" })).toBe("shop-v2");
+    }
+  });
+
+  test("tags changed in the registry re-route the next calls", async () => {
+    writeFileSync(
+      join(dir, "registry.yaml"),
+      [
+        "services:",
+        "  shop:",
+        `    - { id: shop-1, address: "127.0.0.1:${v1.port}", tags: { version: "2.0" } }`,
+        `    - { id: shop-2, address: "127.0.0.1:${v2.port}", tags: { version: "1.0" } }`,
+        "",
+      ].join("\n"),
+    );
+    const first = () => sidecar.clusters.get("shop")?.endpoints.find((e) => e.address === `127.0.0.1:${v1.port}`)?.tags.version;
+    for (let i = 0; i < 250 && first() !== "2.0"; i++) await Bun.sleep(20);
+    expect(first()).toBe("2.0");
+    for (let i = 0; i < 4; i++) {
+      expect(await served()).toBe("shop-v2");
+      expect(await served({ "x-canary": "yes" })).toBe("shop-v1");
+    }
   });
 });
