@@ -204,7 +204,7 @@ describe("hot reload of the access log format and the tracing sampler", () => {
     try {
       for (let i = 0; i < 3; i++) expect((await viaProxy(mesh.proxy, `http://promotion/json${i}`)).status).toBe(200);
       const config = mesh.a.runtime.pipeline.config;
-      mesh.a.reload(resolveConfig({ ...config, listen: { ...config.listen }, accessLog: { path, format: "%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE%" } }));
+      mesh.a.reload(resolveConfig({ ...config, listen: { ...config.listen }, accessLog: { path, format: "%REQ(:METHOD)% %REQ(:PATH)% %RESPONSE_CODE% %REQ(:AUTHORITY)%" } }));
       for (let i = 0; i < 3; i++) expect((await viaProxy(mesh.proxy, `http://promotion/text${i}`)).status).toBe(200);
     } finally {
       await mesh.stop();
@@ -212,7 +212,7 @@ describe("hot reload of the access log format and the tracing sampler", () => {
     }
     const lines = readFileSync(path, "utf8").trim().split("\n");
     expect(lines.slice(0, 3).map((l) => JSON.parse(l).path)).toEqual(["/json0", "/json1", "/json2"]);
-    expect(lines.slice(3)).toEqual(["GET /text0 200", "GET /text1 200", "GET /text2 200"]);
+    expect(lines.slice(3)).toEqual(["GET /text0 200 promotion", "GET /text1 200 promotion", "GET /text2 200 promotion"]);
   });
 
   test("a reload setting sampler 0 stops new traces; back to 1 starts them again", async () => {
