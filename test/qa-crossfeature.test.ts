@@ -367,3 +367,31 @@ describe("a service from the file registry + route rules by the instances' regis
     }
   });
 });
+
+describe("gRPC + discovery: a greeter sidecar registers its grpcProvider address; the caller's gRPC listener finds it", async () => {
+  const app = await startGrpcApp("greeter");
+  const dir = tempDir();
+  const registry = { kind: "file" as const, path: join(dir, "registry.yaml") };
+  const b = startSidecar({
+    service: { name: "greeter", ports: { http: closedPort(), grpc: app.port } },
+    listen: { provider: "127.0.0.1:0", grpcProvider: "127.0.0.1:0" },
+    registry,
+  });
+  const a = startSidecar({ service: { name: "shop" }, listen: { grpc: "127.0.0.1:0" }, registry, services: { greeter: {} } });
+  const client = echoClient(a.addresses.grpc!, "greeter");
+  afterAll(async () => {
+    client.close();
+    await a.stop();
+    await b.stop();
+    app.stop();
+  });
+
+  test("a unary call reaches the app through the discovered gRPC endpoint", async () => {
+    for (let i = 0; i < 250 && !a.clusters.get("grpc:greeter")?.endpoints.length; i++) await Bun.sleep(20);
+    expect(a.clusters.get("grpc:greeter")?.endpoints.map((e) => e.address)).toEqual([b.addresses.grpcProvider!]);
+    const { reply, err } = await unary(client, { text: "found" });
+    expect(err).toBeUndefined();
+    expect(reply!.text).toBe("found");
+    expect(reply!.caller).toBe("shop");
+  });
+});

@@ -85,6 +85,11 @@ export class Discovery {
         } else {
           this.#clusters.setEndpoints(kind, service, specs);
         }
+        // Instances' `grpc` addresses (their sidecars' grpcProvider listeners) feed the gRPC
+        // cluster; no cluster is made for a service none of whose instances speaks gRPC.
+        const grpc = instances.flatMap((i): EndpointSpec[] => (i.addresses.grpc ? [{ address: i.addresses.grpc, tags: i.tags, status: i.status }] : []));
+        const grpcCluster = `grpc:${service}`; // listeners/grpc.ts grpcClusterName (not imported: it pulls in the listener)
+        if (grpc.length > 0 || this.#clusters.get(grpcCluster)) this.#clusters.setEndpoints(kind, grpcCluster, grpc);
         if (w.failing) {
           w.failing = undefined;
           this.#updateStale();
