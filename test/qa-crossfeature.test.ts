@@ -395,3 +395,34 @@ describe("gRPC + discovery: a greeter sidecar registers its grpcProvider address
     expect(reply!.caller).toBe("shop");
   });
 });
+
+describe("WebSocket + access log", () => {
+  for (const connect of [false, true]) {
+    test(`an upgrade is logged as 101 with one attempt (consumer on ${connect ? "node:http" : "Bun.serve"})`, async () => {
+      const app = Bun.serve({
+        hostname: "127.0.0.1",
+        port: 0,
+        fetch: (req, server) => (server.upgrade(req) ? undefined : new Response("plain")),
+        websocket: { message: (ws, m) => void ws.send(m) },
+      });
+      const path = join(tempDir(), "access.log");
+      const mesh = twoSidecars(app.port!, { a: { accessLog: { path }, listen: { consumer: "127.0.0.1:0", connect } } });
+      try {
+        const ws = new WebSocket(`ws://${mesh.a.addresses.consumer}/echo`, { headers: { host: "promotion" } } as unknown as string[]);
+        await new Promise<void>((resolve, reject) => {
+          ws.onopen = () => resolve();
+          ws.onerror = () => reject(new Error("WebSocket failed to open"));
+        });
+        const echoed = new Promise<string>((resolve) => (ws.onmessage = (e) => resolve(String(e.data))));
+        ws.send("hi");
+        expect(await echoed).toBe("hi");
+        ws.close();
+      } finally {
+        await mesh.stop();
+        app.stop(true);
+      }
+      const line = JSON.parse(readFileSync(path, "utf8").trim());
+      expect(line).toMatchObject({ method: "GET", path: "/echo", response_code: 101, response_flags: null, service: "promotion", attempts: 1, upstream_host: mesh.b.addresses.provider });
+    });
+  }
+});
