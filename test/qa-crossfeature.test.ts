@@ -394,6 +394,23 @@ describe("gRPC + discovery: a greeter sidecar registers its grpcProvider address
     expect(reply!.text).toBe("found");
     expect(reply!.caller).toBe("shop");
   });
+
+  test("a service the caller's config does not name is looked up in the registry on the first call", async () => {
+    const c = startSidecar({ service: { name: "cart" }, listen: { grpc: "127.0.0.1:0" }, registry });
+    const dynamic = echoClient(c.addresses.grpc!, "greeter");
+    try {
+      const { reply, err } = await unary(dynamic, { text: "looked up" });
+      expect(err).toBeUndefined();
+      expect(reply!.text).toBe("looked up");
+      const nosuch = echoClient(c.addresses.grpc!, "nosuch");
+      const unknown = await unary(nosuch, { text: "x" });
+      nosuch.close();
+      expect(unknown.err?.code).toBe(grpc.status.UNIMPLEMENTED);
+    } finally {
+      dynamic.close();
+      await c.stop();
+    }
+  });
 });
 
 describe("WebSocket + access log", () => {
