@@ -16,10 +16,6 @@ function forbiddenError(what: string): MeshError {
   return new MeshError("forbidden", `${what} is neither a service of this mesh nor allowed by an egress rule (add it to egress, or set egress.allowAll)`);
 }
 
-function forbidden(what: string): Response {
-  return errorResponse(forbiddenError(what));
-}
-
 /** The "chain" of a refused request: it still goes through runChain to be counted and logged. */
 async function refuse(ctx: Ctx): Promise<void> {
   throw forbiddenError(`"${ctx.req.headers.get("host")}"`);
