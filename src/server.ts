@@ -152,7 +152,7 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
   // Bun.serve counts requests and WebSockets, not sockets: the closest it has to connections.
   extras.metrics.connections = () => servers.reduce((n, s) => n + s.pendingRequests + s.pendingWebSockets, 0);
   ready = true;
-  discovery?.registerSelf(addresses.provider, rt.id.slice(rt.id.lastIndexOf("-") + 1));
+  discovery?.registerSelf(addresses.provider, rt.id.slice(rt.id.lastIndexOf("-") + 1), addresses.grpcProvider);
 
   function reload(next: ResolvedConfig): void {
     // Build first: a config that fails to compile changes nothing.

@@ -5,6 +5,7 @@
  * last known endpoints in service and marks its origin stale (shown on /clusters and as the
  * `mesher_registry_stale` metric) until it answers again.
  */
+import { MeshError } from "../pipeline/errors.ts";
 import type { ClusterManager, EndpointSpec } from "../upstream/clusters.ts";
 import { instanceAddress, type Instance, type Registry } from "./types.ts";
 
@@ -84,6 +85,11 @@ export class Discovery {
         } else {
           this.#clusters.setEndpoints(kind, service, specs);
         }
+        // Instances' `grpc` addresses (their sidecars' grpcProvider listeners) feed the gRPC
+        // cluster; no cluster is made for a service none of whose instances speaks gRPC.
+        const grpc = instances.flatMap((i): EndpointSpec[] => (i.addresses.grpc ? [{ address: i.addresses.grpc, tags: i.tags, status: i.status }] : []));
+        const grpcCluster = `grpc:${service}`; // listeners/grpc.ts grpcClusterName (not imported: it pulls in the listener)
+        if (grpc.length > 0 || this.#clusters.get(grpcCluster)) this.#clusters.setEndpoints(kind, grpcCluster, grpc);
         if (w.failing) {
           w.failing = undefined;
           this.#updateStale();
@@ -132,6 +138,11 @@ export class Discovery {
     if (w.dynamic && w.emptyFirst && !this.#clusters.get(service) && this.#watches.get(service) === w) {
       this.#unwatch(service);
       this.#negative.set(service, Date.now() + NEGATIVE_MS);
+    }
+    // The registry failed before it could say: the caller answers 503, not "no such service".
+    // The watch stays and keeps retrying, so the name resolves once the registry is back.
+    if (w.failing && !this.#clusters.get(service)) {
+      throw new MeshError("registry_unavailable", `cannot look up "${service}": the ${this.registry.kind} registry is unavailable (${w.failing})`);
     }
   }
 

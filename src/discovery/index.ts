@@ -32,7 +32,7 @@ export interface DiscoveryRuntime {
   readonly registry: Registry;
   readonly discovery: Discovery;
   /** Registers the local app(s) at the provider address (no-op without one or when read-only). */
-  registerSelf(providerAddress: string | undefined, idSuffix: string): void;
+  registerSelf(providerAddress: string | undefined, idSuffix: string, grpcProviderAddress?: string): void;
   /** Follows a reloaded config's `services`. */
   reload(config: ResolvedConfig): void;
   status(): DiscoveryStatus & { registrations: RegistrationState[] };
@@ -52,9 +52,10 @@ export function createDiscovery(config: ResolvedConfig, clusters: ClusterManager
   return {
     registry,
     discovery,
-    registerSelf(providerAddress, idSuffix) {
+    registerSelf(providerAddress, idSuffix, grpcProviderAddress) {
       if (!providerAddress || !config.register || registry.readOnly || registrar) return;
-      registrar = new Registrar(registry, localApps(config), advertisedAddress(providerAddress), idSuffix);
+      const grpc = grpcProviderAddress ? advertisedAddress(grpcProviderAddress) : undefined;
+      registrar = new Registrar(registry, localApps(config), advertisedAddress(providerAddress), idSuffix, grpc);
       registrar.start();
     },
     reload(next) {

@@ -72,13 +72,15 @@ export class Registrar {
   readonly #entries: Entry[];
   #stopping = false;
 
-  constructor(registry: Registry, apps: LocalApp[], address: string, suffix: string) {
+  /** `grpcAddress`: the grpcProvider listener, registered as the first (main) app's `grpc` address. */
+  constructor(registry: Registry, apps: LocalApp[], address: string, suffix: string, grpcAddress?: string) {
     this.#registry = registry;
-    this.#entries = apps.map((app): Entry => {
+    this.#entries = apps.map((app, i): Entry => {
       const instance: Instance = {
         id: `${app.name}-${suffix}`,
         service: app.name,
-        addresses: { http: address },
+        // The gRPC provider listener hands calls to service.ports.grpc only: the main app's.
+        addresses: grpcAddress && i === 0 ? { http: address, grpc: grpcAddress } : { http: address },
         tags: { ...app.tags, version: app.version, app: app.app },
         status: "UP",
       };

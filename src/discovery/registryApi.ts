@@ -10,6 +10,7 @@
 import { Hono, type Context } from "hono";
 import { parseDuration } from "../config/duration.ts";
 import type { Instance, Registry } from "./types.ts";
+import { ERROR_HEADER } from "../pipeline/errors.ts";
 
 /** go-micro's registry.Node / registry.Service as JSON. */
 interface MicroNode {
@@ -93,7 +94,7 @@ export function toMicro(instances: readonly Instance[]): MicroService[] {
 }
 
 const problem = (c: Context, status: 400 | 404 | 502, code: string, message: string) =>
-  c.json({ error: { code, message } }, status);
+  c.json({ error: { code, message } }, status, { [ERROR_HEADER]: code });
 
 async function readBody(c: Context, needAddress = true): Promise<Instance[]> {
   let body: unknown;

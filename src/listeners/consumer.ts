@@ -5,6 +5,7 @@
  */
 import { IDENTITY_HEADER } from "../pipeline/build.ts";
 import { errorResponse, MeshError } from "../pipeline/errors.ts";
+import { makeEndpoint } from "../upstream/cluster.ts";
 import { originForm, parseHost, setForwarded, splitHost, stripHopByHop } from "../upstream/http.ts";
 import type { Ctx } from "../pipeline/types.ts";
 import { newContext, runChain, VIA_HEADER, viaContains } from "./handle.ts";
@@ -13,10 +14,6 @@ import type { ConnectHandler } from "./serve.ts";
 
 function forbiddenError(what: string): MeshError {
   return new MeshError("forbidden", `${what} is neither a service of this mesh nor allowed by an egress rule (add it to egress, or set egress.allowAll)`);
-}
-
-function forbidden(what: string): Response {
-  return errorResponse(forbiddenError(what));
 }
 
 /** The "chain" of a refused request: it still goes through runChain to be counted and logged. */
@@ -38,7 +35,10 @@ export function consumerHandler(rt: Runtime): (req: Request, clientAddress: stri
       }
       const authority = req.headers.get("host") || req.url;
       console.warn(`mesher: refused CONNECT ${authority} from ${clientAddress}: no egress rule allows it`);
-      return forbidden(`CONNECT to "${authority}"`);
+      const error = forbiddenError(`CONNECT to "${authority}"`);
+      const res = errorResponse(error);
+      rt.telemetry.end(tunnelContext(authority, clientAddress, splitHost(authority)[0].toLowerCase()), res, error, undefined);
+      return res;
     }
     if (req.method === "TRACE") {
       // Echoing the request back would expose credentials (cross-site tracing); nginx answers
@@ -66,7 +66,16 @@ export function consumerHandler(rt: Runtime): (req: Request, clientAddress: stri
     let inMesh = !egress && pipeline.isService(name);
     // A name neither known nor allowed may still be a service discovery finds on first use.
     // (With allowAll such a name leaves the mesh without asking: no registry call per request.)
-    if (!egress && !inMesh && !pipeline.egressTable.allowAll) inMesh = await pipeline.discoverService(name);
+    let lookupError: MeshError | undefined;
+    if (!egress && !inMesh && !pipeline.egressTable.allowAll) {
+      try {
+        inMesh = await pipeline.discoverService(name);
+      } catch (err) {
+        // The registry could not say (unreachable): not the app's fault, so not a 403.
+        if (!(err instanceof MeshError)) throw err;
+        lookupError = err;
+      }
+    }
 
     const headers = stripHopByHop(new Headers(req.headers));
     setForwarded(headers, clientAddress, host, "http");
@@ -75,6 +84,12 @@ export function consumerHandler(rt: Runtime): (req: Request, clientAddress: stri
     // A mesh service keeps the name as written (the router finds its configured spelling).
     const ctx = newContext(req, "consumer", clientAddress, headers, originForm(req.url), inMesh ? name : service);
     ctx.source = pipeline.source;
+    if (lookupError) {
+      const error = lookupError;
+      return runChain(rt, ctx, async function registryUnavailable() {
+        throw error;
+      });
+    }
     if (!egress && !inMesh && !pipeline.egressTable.allowAll) return runChain(rt, ctx, refuse);
     if (inMesh) {
       headers.set(VIA_HEADER, via ? `${via}, ${mark}` : mark);
@@ -102,10 +117,29 @@ export function consumerConnect(rt: Runtime): ConnectHandler {
     const host = name.toLowerCase();
     const table = rt.pipeline.egressTable;
     const egress = table.match(host, n, "connect");
-    if (egress) return egress.address;
-    if (table.allowAll) return `${host.includes(":") ? `[${host}]` : host}:${n}`;
+    const ctx = tunnelContext(authority, clientAddress, host);
+    const address = egress ? egress.address : table.allowAll ? `${host.includes(":") ? `[${host}]` : host}:${n}` : undefined;
+    if (address) {
+      ctx.port = String(n);
+      ctx.route = egress ? { ...egress.route } : { name: "egress:allowAll" };
+      ctx.endpoint = makeEndpoint(address, { origin: "egress" });
+      ctx.attempts = 1;
+      return { address, settle: (res, error) => rt.telemetry.end(ctx, res, error, undefined) };
+    }
     // Refusals are rare and a security event: log them (not the hot path).
     console.warn(`mesher: refused CONNECT ${authority} from ${clientAddress}: no egress rule allows it`);
-    return forbidden(`CONNECT to "${authority}"`);
+    const error = forbiddenError(`CONNECT to "${authority}"`);
+    const res = errorResponse(error);
+    rt.telemetry.end(ctx, res, error, undefined);
+    return res;
   };
+}
+
+/**
+ * The context of a CONNECT, so a tunnel is counted (metrics, /stats) and logged as a request
+ * "CONNECT host:port" is. One per tunnel, not per byte; tunnels are not traced (TLS inside).
+ */
+function tunnelContext(authority: string, clientAddress: string, host: string): Ctx {
+  const req = new Request("http://connect.invalid/", { method: "CONNECT", headers: { host: authority } });
+  return newContext(req, "consumer", clientAddress, new Headers(), authority, host);
 }

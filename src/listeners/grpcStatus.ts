@@ -38,6 +38,7 @@ const STATUS_OF: Record<ErrorCode, number> = {
   circuit_open: GrpcStatus.UNAVAILABLE,
   no_healthy_upstream: GrpcStatus.UNAVAILABLE,
   overloaded: GrpcStatus.UNAVAILABLE,
+  registry_unavailable: GrpcStatus.UNAVAILABLE,
   shutting_down: GrpcStatus.UNAVAILABLE,
   upstream_timeout: GrpcStatus.DEADLINE_EXCEEDED,
   loop_detected: GrpcStatus.INTERNAL,

@@ -220,13 +220,23 @@ async function tunnel(req: IncomingMessage, socket: Socket, head: Buffer, connec
   socket.on("error", () => socket.destroy());
   const decided = await connect(req.url ?? "", socket.remoteAddress ?? "");
   if (decided instanceof Response) return writeRaw(socket, decided);
+  const address = typeof decided === "string" ? decided : decided.address;
+  const settle = typeof decided === "string" ? undefined : decided.settle;
   let upstream: Socket;
   try {
-    upstream = await dial(decided);
+    upstream = await dial(address);
   } catch (err) {
-    return writeRaw(socket, errorResponse(new MeshError("upstream_connect_failure", `cannot reach ${decided}: ${(err as Error).message}`)));
+    const error = new MeshError("upstream_connect_failure", `cannot reach ${address}: ${(err as Error).message}`);
+    const r = errorResponse(error);
+    settle?.(r, error);
+    return writeRaw(socket, r);
   }
-  if (socket.destroyed) return void upstream.destroy();
+  if (socket.destroyed) {
+    const error = new MeshError("upstream_reset", "the client closed the connection before the tunnel opened");
+    settle?.(errorResponse(error), error);
+    return void upstream.destroy();
+  }
+  settle?.(new Response(null, { status: 200 }));
   socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
   if (head.length) upstream.write(head);
   join(socket, upstream);

@@ -21,9 +21,22 @@ import { bunUpgrader, relayHandler, type RelayData } from "./wsrelay.ts";
 export type RequestHandler = (req: Request, clientAddress: string) => Promise<Response> | Response;
 
 /**
- * Decides what a CONNECT may reach: the "host:port" to dial, or a Response refusing it.
+ * A CONNECT the handler allows: where to dial, and `settle`, told how the tunnel opened (the
+ * 200 sent, or the error answered) so the tunnel is counted and logged like a request.
  */
-export type ConnectHandler = (authority: string, clientAddress: string) => Promise<string | Response> | string | Response;
+export interface TunnelDecision {
+  address: string;
+  settle(res: Response, error?: MeshError): void;
+}
+
+/**
+ * Decides what a CONNECT may reach: the "host:port" to dial (or a TunnelDecision), or a
+ * Response refusing it.
+ */
+export type ConnectHandler = (
+  authority: string,
+  clientAddress: string,
+) => Promise<string | TunnelDecision | Response> | string | TunnelDecision | Response;
 
 export interface ServeOptions {
   /** Milliseconds; Bun takes whole seconds up to 255, 0 disables. */

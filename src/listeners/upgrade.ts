@@ -35,10 +35,11 @@ export function wantsWebSocket(headers: { get(name: string): string | null }): b
 
 /**
  * What the chain answers once the connection is handed over. Never written to the wire; it
- * lets the chain (metrics, access log) see a normal end.
+ * lets the chain (metrics, access log, spans) see a normal end: 101 Switching Protocols, as
+ * the client got and as Envoy logs an upgrade.
  */
 export function upgradedResponse(): Response {
-  return new Response(null, { status: 200, headers: { "x-mesher-upgraded": "websocket" } });
+  return new Response(null, { status: 101, headers: { "x-mesher-upgraded": "websocket" } });
 }
 
 /** Handshake headers that belong to one hop and are rebuilt by each WebSocket client. */

@@ -18,6 +18,7 @@ export const ERROR_STATUS = {
   fault_injected: 503,
   no_healthy_upstream: 503,
   overloaded: 503,
+  registry_unavailable: 503,
   shutting_down: 503,
   upstream_timeout: 504,
   loop_detected: 508,

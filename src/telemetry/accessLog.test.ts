@@ -27,6 +27,11 @@ const entry: AccessEntry = {
 };
 
 describe("compileFormat", () => {
+  test("%REQ(:AUTHORITY)% captures the Host header (Envoy's default format prints it)", () => {
+    expect(compileFormat("envoy").headers).toContain("host");
+    expect(compileFormat("%REQ(:AUTHORITY)%").headers).toEqual(["host"]);
+  });
+
   test("Envoy's default format, with - for what is missing", () => {
     const f = compileFormat("envoy");
     expect(f.format(entry)).toBe('[2026-01-02T03:04:05.678Z] "POST /items?x=1 HTTP/1.1" 503 no_healthy_upstream 12 - 5 - "-" "curl/8" "rid" "shop:8080" "-"');

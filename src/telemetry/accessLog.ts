@@ -41,7 +41,10 @@ const dash = (x: string | number | null | undefined) => (x === null || x === und
 /** `%REQ(A?B):N%` reads header A, else B, truncated to N characters. */
 function headerPiece(kind: "REQ" | "RESP", spec: string, max: number | undefined, names: Set<string>): (e: AccessEntry) => string {
   const alternatives = spec.toLowerCase().split("?");
-  for (const a of alternatives) if (!a.startsWith(":")) names.add(kind === "RESP" ? `resp:${a}` : a);
+  for (const a of alternatives) {
+    if (!a.startsWith(":")) names.add(kind === "RESP" ? `resp:${a}` : a);
+    else if (kind === "REQ" && a === ":authority") names.add("host"); // read from the Host header
+  }
   return (e) => {
     let value: string | null | undefined;
     for (const name of alternatives) {

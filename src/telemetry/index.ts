@@ -120,7 +120,12 @@ export class Telemetry {
   #entry(ctx: Ctx, res: Response, errorCode: string, ms: number, hop: Hop | undefined): AccessEntry {
     const headers: Record<string, string | null> = {};
     for (const name of this.#logHeaders) {
-      headers[name] = name.startsWith("resp:") ? res.headers.get(name.slice(5)) : (ctx.headers.get(name) ?? ctx.req.headers.get(name));
+      // The Host as the caller sent it: the transport rewrites ctx.headers' host to the endpoint.
+      headers[name] = name.startsWith("resp:")
+        ? res.headers.get(name.slice(5))
+        : name === "host"
+          ? ctx.req.headers.get(name)
+          : (ctx.headers.get(name) ?? ctx.req.headers.get(name));
     }
     const reqLength = ctx.req.headers.get("content-length");
     const resLength = res.headers.get("content-length");

@@ -54,6 +54,7 @@ export const transport: HandlerFactory = ({ config }): Handler => {
     ctx.headers.set("host", endpoint.address);
     const tls = tlsOf.get(ctx.service)?.();
     if (ctx.upgrade) {
+      ctx.attempts++;
       ctx.res = await ctx.upgrade(ctx, endpoint, tls);
       return;
     }

@@ -37,7 +37,11 @@ export interface Hop {
   /** SkyWalking operation name ("GET:/items"). */
   readonly operation: string;
   /** The address the caller dialled, as sw8 and the exit span name it. */
-  readonly peer: string;
+  peer: string;
+  /** The service at the start; an edge hop learns its service from the ingress rule later. */
+  readonly service: string;
+  /** The span was named by x-envoy-decorator-operation. */
+  readonly decorated: boolean;
   readonly startEpochMs: number;
   readonly otel?: Span;
 }
@@ -137,6 +141,8 @@ export class HopTracer {
       swTraceId: incoming?.sw?.traceId ?? traceId,
       operation: `${ctx.method}:${path}`,
       peer,
+      service: ctx.service,
+      decorated: h.has("x-envoy-decorator-operation"),
       startEpochMs: Date.now(),
       otel,
     };
@@ -161,8 +167,16 @@ export class HopTracer {
   /** Ends the hop's span with what the request came to. */
   end(hop: Hop, ctx: Ctx, res: Response, error: MeshError | undefined): void {
     const failed = error !== undefined || res.status >= (hop.kind === "server" ? 500 : 400);
+    // An edge hop starts before its ingress rule picks the service: name what it reached.
+    const retargeted = hop.kind === "client" && ctx.service !== hop.service;
+    if (retargeted) hop.peer = ctx.port ? `${ctx.service}:${ctx.port}` : ctx.service;
     if (hop.otel) {
       const span = hop.otel;
+      if (retargeted) {
+        if (!hop.decorated) span.updateName(`${ctx.method} ${ctx.service}`);
+        span.setAttribute("server.address", ctx.service);
+        if (ctx.port) span.setAttribute("server.port", Number(ctx.port));
+      }
       span.setAttributes(endAttributes(ctx, res, error));
       if (failed) span.setStatus({ code: SpanStatusCode.ERROR, message: error?.message });
       span.end();
