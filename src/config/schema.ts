@@ -6,6 +6,7 @@
  */
 import * as v from "valibot";
 import { Duration } from "./duration.ts";
+import { ServiceName } from "./names.ts";
 import { ListenTlsSchema, UpstreamTlsSchema } from "../tls/schema.ts";
 import { EgressSchema } from "../egress/schema.ts";
 import type { Handler, HandlerFactory } from "../pipeline/types.ts";
@@ -26,11 +27,7 @@ export const Address = v.pipe(
   ),
 );
 
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-export const ServiceName = v.pipe(
-  v.string(),
-  v.regex(NAME_RE, "a service name (letters, digits, '.', '_', '-')"),
-);
+export { ServiceName };
 
 const Port = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535));
 const Tags = v.record(v.string(), v.string());

@@ -4,6 +4,7 @@
  * sidecar, per-host mode). Plugged into the main schema with one spread.
  */
 import * as v from "valibot";
+import { ServiceName } from "../config/names.ts";
 import { Duration } from "../config/duration.ts";
 import { isRegistry, type Registry } from "./types.ts";
 
@@ -87,7 +88,7 @@ export const HealthCheckSchema = v.strictObject({
 });
 
 export const AppSchema = v.strictObject({
-  name: v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "a service name"), d("service name of this local app")),
+  name: v.pipe(ServiceName, d("service name of this local app")),
   version: v.optional(v.pipe(v.string(), d("its version")), "0.0.1"),
   app: v.optional(v.pipe(v.string(), d("its application (group)")), "default"),
   tags: v.optional(v.pipe(Tags, d("its extra labels")), {}),

@@ -34,11 +34,7 @@ export function consumerHandler(rt: Runtime): (req: Request, clientAddress: stri
         );
       }
       const authority = req.headers.get("host") || req.url;
-      console.warn(`mesher: refused CONNECT ${authority} from ${clientAddress}: no egress rule allows it`);
-      const error = forbiddenError(`CONNECT to "${authority}"`);
-      const res = errorResponse(error);
-      rt.telemetry.end(tunnelContext(authority, clientAddress, splitHost(authority)[0].toLowerCase()), res, error, undefined);
-      return res;
+      return refuseConnect(rt, tunnelContext(authority, clientAddress, splitHost(authority)[0].toLowerCase()), authority, clientAddress);
     }
     if (req.method === "TRACE") {
       // Echoing the request back would expose credentials (cross-site tracing); nginx answers
@@ -126,13 +122,20 @@ export function consumerConnect(rt: Runtime): ConnectHandler {
       ctx.attempts = 1;
       return { address, settle: (res, error) => rt.telemetry.end(ctx, res, error, undefined) };
     }
-    // Refusals are rare and a security event: log them (not the hot path).
-    console.warn(`mesher: refused CONNECT ${authority} from ${clientAddress}: no egress rule allows it`);
-    const error = forbiddenError(`CONNECT to "${authority}"`);
-    const res = errorResponse(error);
-    rt.telemetry.end(ctx, res, error, undefined);
-    return res;
+    return refuseConnect(rt, ctx, authority, clientAddress);
   };
+}
+
+/**
+ * Refuses a CONNECT no egress rule allows, on either engine: logged (refusals are rare and a
+ * security event, not the hot path), counted and access-logged like any request.
+ */
+function refuseConnect(rt: Runtime, ctx: Ctx, authority: string, clientAddress: string): Response {
+  console.warn(`mesher: refused CONNECT ${authority} from ${clientAddress}: no egress rule allows it`);
+  const error = forbiddenError(`CONNECT to "${authority}"`);
+  const res = errorResponse(error);
+  rt.telemetry.end(ctx, res, error, undefined);
+  return res;
 }
 
 /**

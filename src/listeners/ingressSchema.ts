@@ -7,20 +7,10 @@
  * from schema.ts here would be a circular import.
  */
 import * as v from "valibot";
+import { Regex } from "../config/regex.ts";
 
 const d = v.description;
 
-/** True when `source` compiles as a JavaScript regular expression. */
-function compiles(source: string): boolean {
-  try {
-    new RegExp(source);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const Regex = v.pipe(v.string(), v.check(compiles, "a valid regular expression"));
 const PathText = v.pipe(v.string(), v.startsWith("/", 'a path starting with "/"'));
 
 export const HeaderMatchSchema = v.pipe(

@@ -18,6 +18,7 @@
  *
  * Anything else that changes behaviour is a ConfigError naming the field.
  */
+import { SERVICE_NAME_RE } from "../names.ts";
 import { ConfigError } from "../errors.ts";
 import type { UserConfig } from "../schema.ts";
 
@@ -251,12 +252,11 @@ function listener(r: Reader, x: unknown, path: string, hashes: Map<string, HashP
 }
 
 const LB: Record<string, string | undefined> = { ROUND_ROBIN: undefined, RANDOM: "random", LEAST_REQUEST: "leastRequest" };
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
 function cluster(r: Reader, x: unknown, path: string, hashes: Map<string, HashPolicy>): [string, Obj] {
   const c = r.obj(x, path, ["name", "type", "lb_policy", "connect_timeout", "load_assignment"]);
   const name = r.str(c.name, `${path}.name`);
-  if (!NAME_RE.test(name)) r.fail(`${path}.name`, name, "a cluster name usable as a service name (letters, digits, '.', '_', '-')");
+  if (!SERVICE_NAME_RE.test(name)) r.fail(`${path}.name`, name, "a cluster name usable as a service name (letters, digits, '.', '_', '-')");
   if (c.type !== undefined && !["STATIC", "STRICT_DNS", "LOGICAL_DNS"].includes(String(c.type))) {
     r.fail(`${path}.type`, c.type, "STATIC, STRICT_DNS or LOGICAL_DNS (EDS and ORIGINAL_DST are not supported)");
   }

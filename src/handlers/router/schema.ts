@@ -5,6 +5,8 @@
  * actions, per-route timeout/retry/fault, mirroring, another destination service).
  */
 import * as v from "valibot";
+import { ServiceName } from "../../config/names.ts";
+import { Regex } from "../../config/regex.ts";
 import { Duration } from "../../config/duration.ts";
 import { FaultSchema } from "../fault/schema.ts";
 import { RetrySchema } from "../retry/schema.ts";
@@ -12,20 +14,7 @@ import { RetrySchema } from "../retry/schema.ts";
 const d = v.description;
 
 /** A service name; the same rule as config/schema.ts' ServiceName (not imported: that file imports this one). */
-const ServiceRef = v.pipe(
-  v.string(),
-  v.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "a service name (letters, digits, '.', '_', '-')"),
-);
 
-const isRegex = (s: string): boolean => {
-  try {
-    new RegExp(s);
-    return true;
-  } catch {
-    return false;
-  }
-};
-const Regex = v.pipe(v.string(), v.check(isRegex, "a valid regular expression"));
 /** Numbers in YAML (`exact: 1`) are compared as their text. */
 const Text = v.pipe(v.union([v.string(), v.number()], "a string"), v.transform(String));
 const Int = v.pipe(
@@ -92,7 +81,7 @@ export const RouteDestinationSchema = v.strictObject({
   weight: v.optional(
     v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(100), d("percent of the rule's traffic")),
   ),
-  service: v.optional(v.pipe(ServiceRef, d("send to this service instead (Istio destination.host)"))),
+  service: v.optional(v.pipe(ServiceName, d("send to this service instead (Istio destination.host)"))),
 });
 
 /** Weights: all or none; the sum at most 100 (the rest goes to version "latest", as Mesher). */
@@ -127,7 +116,7 @@ export const RewriteSchema = v.pipe(
 );
 
 export const MirrorSchema = v.strictObject({
-  service: v.optional(v.pipe(ServiceRef, d("service that gets the copy; default: the request's own"))),
+  service: v.optional(v.pipe(ServiceName, d("service that gets the copy; default: the request's own"))),
   tags: v.optional(v.pipe(Tags, d("tags the mirror endpoint must carry"))),
   percent: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(100), d("share of requests copied")), 100),
 });
@@ -158,7 +147,7 @@ export const RouteRuleSchema = v.strictObject({
     v.pipe(RouteList, d("where matching requests go: tags and percent weights, spread by smooth weighted round-robin")),
     [],
   ),
-  service: v.optional(v.pipe(ServiceRef, d("send matching requests to this service instead"))),
+  service: v.optional(v.pipe(ServiceName, d("send matching requests to this service instead"))),
   rewrite: v.optional(v.pipe(RewriteSchema, d("rewrites the path sent upstream (the query is kept)"))),
   headers: v.optional(
     v.pipe(
