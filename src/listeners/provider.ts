@@ -15,9 +15,13 @@ import type { Runtime } from "./runtime.ts";
 import type { Source } from "../pipeline/types.ts";
 
 /** Chooses the local app port for a request; undefined when none can be known. */
+/** Declared port lists by ports object: the config is frozen, so each is listed once, not per request. */
+const declaredPorts = new WeakMap<Readonly<Record<string, number>>, number[]>();
+
 export function localPort(config: ResolvedConfig, forwardedPort: string | null, forwardedHost: string | null = null): number | undefined {
   const ports = appPorts(config, forwardedHost); // per-host mode: the app the caller named
-  const declared = Object.values(ports);
+  let declared = declaredPorts.get(ports);
+  if (!declared) declaredPorts.set(ports, (declared = Object.values(ports)));
   const asked = forwardedPort ? Number(forwardedPort) : NaN;
   if (Number.isInteger(asked) && asked > 0 && asked < 65536 && (declared.length === 0 || declared.includes(asked))) {
     return asked;
