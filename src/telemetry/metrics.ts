@@ -2,44 +2,44 @@
  * Prometheus metrics with Mesher's names (`requests_total`, `successes_total`,
  * `failures_total`, `status_4xx`, `status_5xx`, `request_latency_seconds`,
  * `start_time_seconds`), labelled `service_name, app, version`. Built on prom-client; each
- * mesher owns its registry (several can run in one process, as tests do). Children are bound
- * once per label set so the hot path only increments.
+ * mesher owns its registry (several can run in one process, as tests do). The per-request
+ * series are hot.ts's plain objects, bound once per label set, so the hot path only increments.
  *
  * Beside Mesher's names, mesher's own (prefixed `mesher_`): requests by direction, service,
  * route, endpoint, status class and error code; latency histograms by direction, service,
  * route and status class; dropped spans by exporter; in-flight requests and open
  * connections; and prom-client's process/runtime set (RSS, heap, event-loop lag, fds).
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
+import { HotCounter, HotHistogram, type CounterSeries, type HistogramSeries } from "./hot.ts";
 import { ResilienceMetrics } from "./resilienceMetrics.ts";
 
 const LABELS = ["service_name", "app", "version"] as const;
+const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-type BoundCounter = ReturnType<Counter["labels"]>;
+/** Every series one kind of request moves, found once per label combination. */
 interface Bound {
-  requests: BoundCounter;
-  successes: BoundCounter;
-  failures: BoundCounter;
-  s4xx: BoundCounter;
-  s5xx: BoundCounter;
-  latency: ReturnType<Histogram["labels"]>;
+  requests: CounterSeries;
+  successes: CounterSeries;
+  failures: CounterSeries;
+  s4xx: CounterSeries;
+  s5xx: CounterSeries;
+  latency: HistogramSeries;
+  hopRequests: CounterSeries;
+  hopLatency: HistogramSeries;
 }
+
+const STATUS_CLASS = ["0xx", "1xx", "2xx", "3xx", "4xx", "5xx"];
 
 export class Metrics {
   readonly registry = new Registry();
-  readonly #requests = new Counter({ name: "requests_total", help: "Requests handled", labelNames: LABELS, registers: [this.registry] });
-  readonly #successes = new Counter({ name: "successes_total", help: "Responses with status 200..226", labelNames: LABELS, registers: [this.registry] });
-  readonly #failures = new Counter({ name: "failures_total", help: "Responses with status 4xx or 5xx", labelNames: LABELS, registers: [this.registry] });
-  readonly #s4xx = new Counter({ name: "status_4xx", help: "Responses with status 400..451", labelNames: LABELS, registers: [this.registry] });
-  readonly #s5xx = new Counter({ name: "status_5xx", help: "Responses with status 500..511", labelNames: LABELS, registers: [this.registry] });
-  readonly #latency = new Histogram({
-    name: "request_latency_seconds",
-    help: "Time from request arrival to response headers",
-    labelNames: LABELS,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [this.registry],
-  });
-  readonly #bound = new Map<string, Bound>();
+  // The per-request series are hot.ts's (plain objects bumped in place); the rest is prom-client.
+  readonly #requests = new HotCounter("requests_total", "Requests handled", LABELS, this.registry);
+  readonly #successes = new HotCounter("successes_total", "Responses with status 200..226", LABELS, this.registry);
+  readonly #failures = new HotCounter("failures_total", "Responses with status 4xx or 5xx", LABELS, this.registry);
+  readonly #s4xx = new HotCounter("status_4xx", "Responses with status 400..451", LABELS, this.registry);
+  readonly #s5xx = new HotCounter("status_5xx", "Responses with status 500..511", LABELS, this.registry);
+  readonly #latency = new HotHistogram("request_latency_seconds", "Time from request arrival to response headers", LABELS, BUCKETS, this.registry);
   /** 1 while a registry is unreachable and its last known endpoints stay in service. */
   readonly registryStale = new Gauge({
     name: "mesher_registry_stale",
@@ -50,26 +50,27 @@ export class Metrics {
   /** Retries, breaker transitions, ejections, rate-limit rejections, injected faults. */
   readonly resilience = new ResilienceMetrics(this.registry);
 
-  readonly #hopRequests = new Counter({
-    name: "mesher_requests_total",
-    help: "Requests by direction, destination service, route, endpoint, status class and mesher error code",
-    labelNames: ["direction", "service", "route", "endpoint", "status_class", "error_code"] as const,
-    registers: [this.registry],
-  });
-  readonly #hopLatency = new Histogram({
-    name: "mesher_request_duration_seconds",
-    help: "Time from request arrival to response headers, by direction, service, route and status class",
-    labelNames: ["direction", "service", "route", "status_class"] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [this.registry],
-  });
+  readonly #hopRequests = new HotCounter(
+    "mesher_requests_total",
+    "Requests by direction, destination service, route, endpoint, status class and mesher error code",
+    ["direction", "service", "route", "endpoint", "status_class", "error_code"],
+    this.registry,
+  );
+  readonly #hopLatency = new HotHistogram(
+    "mesher_request_duration_seconds",
+    "Time from request arrival to response headers, by direction, service, route and status class",
+    ["direction", "service", "route", "status_class"],
+    BUCKETS,
+    this.registry,
+  );
   readonly #droppedSpans = new Counter({
     name: "mesher_dropped_spans_total",
     help: "Spans (OTLP) or segments (SkyWalking) an exporter could not deliver",
     labelNames: ["exporter"] as const,
     registers: [this.registry],
   });
-  readonly #hopBound = new Map<string, { requests: BoundCounter; latency: ReturnType<Histogram["labels"]> }>();
+  /** By all the labels of a request, joined: one string and one lookup per request. */
+  readonly #bound = new Map<string, Bound>();
   /** Requests being handled now; set by the owner (the runtime's counter). */
   inflight: () => number = () => 0;
   /** Open downstream connections as the listeners know them; set by the owner. */
@@ -104,57 +105,42 @@ export class Metrics {
    * request from the listener (runChain).
    */
   observe(r: RequestRecord): void {
-    this.record(r.service, r.app, r.version, r.status, r.seconds);
-    const statusClass = `${Math.floor(r.status / 100)}xx`;
-    const key = `${r.direction}\u0000${r.service}\u0000${r.route}\u0000${r.endpoint}\u0000${statusClass}\u0000${r.errorCode}`;
-    let b = this.#hopBound.get(key);
-    if (!b) {
-      b = {
-        requests: this.#hopRequests.labels(r.direction, r.service, r.route, r.endpoint, statusClass, r.errorCode),
-        latency: this.#hopLatency.labels(r.direction, r.service, r.route, statusClass),
-      };
-      this.#hopBound.set(key, b);
+    const status = r.status;
+    const statusClass = STATUS_CLASS[Math.floor(status / 100)] ?? `${Math.floor(status / 100)}xx`;
+    const key = `${r.direction}\u0000${r.service}\u0000${r.app}\u0000${r.version}\u0000${r.route}\u0000${r.endpoint}\u0000${statusClass}\u0000${r.errorCode}`;
+    let b = this.#bound.get(key);
+    if (!b) this.#bound.set(key, (b = this.#bind(r, statusClass)));
+    b.requests.value++;
+    if (status >= 200 && status <= 226) b.successes.value++;
+    else if (status >= 400 && status <= 451) {
+      b.failures.value++;
+      b.s4xx.value++;
+    } else if (status >= 500 && status <= 511) {
+      b.failures.value++;
+      b.s5xx.value++;
     }
-    b.requests.inc();
-    b.latency.observe(r.seconds);
+    this.#latency.observe(b.latency, r.seconds);
+    b.hopRequests.value++;
+    this.#hopLatency.observe(b.hopLatency, r.seconds);
+  }
+
+  #bind(r: RequestRecord, statusClass: string): Bound {
+    const l = [r.service, r.app, r.version] as const;
+    return {
+      requests: this.#requests.labels(...l),
+      successes: this.#successes.labels(...l),
+      failures: this.#failures.labels(...l),
+      s4xx: this.#s4xx.labels(...l),
+      s5xx: this.#s5xx.labels(...l),
+      latency: this.#latency.labels(...l),
+      hopRequests: this.#hopRequests.labels(r.direction, r.service, r.route, r.endpoint, statusClass, r.errorCode),
+      hopLatency: this.#hopLatency.labels(r.direction, r.service, r.route, statusClass),
+    };
   }
 
   /** Counts spans or segments an exporter dropped. */
   droppedSpans(exporter: string, n: number): void {
     this.#droppedSpans.labels(exporter).inc(n);
-  }
-
-  #bind(service: string, app: string, version: string): Bound {
-    const key = `${service}\u0000${app}\u0000${version}`;
-    let b = this.#bound.get(key);
-    if (!b) {
-      const l = { service_name: service, app, version };
-      b = {
-        requests: this.#requests.labels(l),
-        successes: this.#successes.labels(l),
-        failures: this.#failures.labels(l),
-        s4xx: this.#s4xx.labels(l),
-        s5xx: this.#s5xx.labels(l),
-        latency: this.#latency.labels(l),
-      };
-      this.#bound.set(key, b);
-    }
-    return b;
-  }
-
-  /** Records one finished request (at response headers). */
-  record(service: string, app: string, version: string, status: number, seconds: number): void {
-    const b = this.#bind(service, app, version);
-    b.requests.inc();
-    if (status >= 200 && status <= 226) b.successes.inc();
-    else if (status >= 400 && status <= 451) {
-      b.failures.inc();
-      b.s4xx.inc();
-    } else if (status >= 500 && status <= 511) {
-      b.failures.inc();
-      b.s5xx.inc();
-    }
-    b.latency.observe(seconds);
   }
 
   text(): Promise<string> {
