@@ -29,3 +29,31 @@ test("a handler that does not call next() ends the chain; errors propagate", asy
   expect(reached).toBe(false);
   await expect(compose([() => { throw new Error("boom"); }])({} as Ctx)).rejects.toThrow("boom");
 });
+
+test("a handler that throws synchronously rejects next(): the handler before can catch it", async () => {
+  const seen: string[] = [];
+  const outer: Handler = async (_ctx, next) => {
+    try {
+      await next();
+    } catch (err) {
+      seen.push(`caught ${(err as Error).message}`);
+    }
+  };
+  const pass: Handler = (_ctx, next) => next();
+  const chain = compose([outer, pass, () => { throw new Error("sync"); }]);
+  const p = chain({} as Ctx);
+  expect(p).toBeInstanceOf(Promise);
+  await p;
+  expect(seen).toEqual(["caught sync"]);
+  // Without a catcher the chain's promise rejects rather than the call throwing.
+  const bare = compose([pass, () => { throw new Error("bare"); }]);
+  let threw = false;
+  let rejected: Promise<void> | undefined;
+  try {
+    rejected = bare({} as Ctx);
+  } catch {
+    threw = true;
+  }
+  expect(threw).toBe(false);
+  await expect(rejected!).rejects.toThrow("bare");
+});

@@ -1,5 +1,5 @@
 import { MeshError } from "../../pipeline/errors.ts";
-import type { Ctx, Handler, HandlerFactory } from "../../pipeline/types.ts";
+import type { Ctx, Handler, HandlerFactory, Next } from "../../pipeline/types.ts";
 import { serviceSetting } from "../settings.ts";
 import { sleep } from "../timeout/deadline.ts";
 import type { FaultOptions } from "./schema.ts";
@@ -71,9 +71,13 @@ function plan(ctx: Ctx, o: FaultOptions): Readonly<Plan> {
 export const fault: HandlerFactory = (env): Handler => {
   const setting = serviceSetting(env.config, "fault");
   const faults = env.metrics?.resilience.faults;
-  return async function fault(ctx, next) {
+  // Not async where nothing is configured: the call passes on without a promise of its own.
+  return function fault(ctx, next) {
     const o = ctx.route?.fault ?? setting(ctx.service);
-    if (!o) return next();
+    return o ? inject(ctx, next, o) : next();
+  };
+
+  async function inject(ctx: Ctx, next: Next, o: FaultOptions): Promise<void> {
     const p = plan(ctx, o);
     if (p.delayMs && hit(p.delayPercent)) {
       faults?.inc({ service_name: ctx.service, kind: "delay" });
@@ -84,5 +88,5 @@ export const fault: HandlerFactory = (env): Handler => {
       throw new MeshError("fault_injected", `fault injected: abort with ${p.abortStatus}`, { status: p.abortStatus });
     }
     return next();
-  };
+  }
 };

@@ -1,6 +1,6 @@
 import { balancers, type Balancer, type BalancerFactory } from "../../balancers/index.ts";
 import { MeshError } from "../../pipeline/errors.ts";
-import type { Ctx, Handler, HandlerFactory } from "../../pipeline/types.ts";
+import type { Ctx, Handler, HandlerFactory, Next } from "../../pipeline/types.ts";
 import { hasTags, isAvailable, type Endpoint } from "../../upstream/cluster.ts";
 import { fingerprint, keep, serviceSetting } from "../settings.ts";
 import type { LoadBalancerOptions } from "./schema.ts";
@@ -42,7 +42,8 @@ export const loadBalance: HandlerFactory = (env): Handler => {
     return lb;
   }
 
-  return async function loadBalance(ctx, next) {
+  // Not async unless the balancer wants to hear how the call went (least-request, latency).
+  return function loadBalance(ctx, next) {
     const cluster = ctx.cluster;
     if (!cluster) throw new MeshError("internal", "loadBalance needs the router before it in the chain");
     const lb = balancerFor(cluster.name, ctx.service);
@@ -62,14 +63,17 @@ export const loadBalance: HandlerFactory = (env): Handler => {
       throw new MeshError("no_healthy_upstream", `service "${cluster.name}" has no available endpoint${tags}`);
     }
     ctx.endpoint = endpoint;
-    if (!lb.done) return next();
-    const t0 = performance.now();
-    let failed = true;
-    try {
-      await next();
-      failed = (ctx.res?.status ?? 500) >= 500;
-    } finally {
-      lb.done(ctx, endpoint, performance.now() - t0, failed);
-    }
+    return lb.done ? observed(ctx, next, lb, endpoint) : next();
   };
 };
+
+async function observed(ctx: Ctx, next: Next, lb: Balancer, endpoint: Endpoint): Promise<void> {
+  const t0 = performance.now();
+  let failed = true;
+  try {
+    await next();
+    failed = (ctx.res?.status ?? 500) >= 500;
+  } finally {
+    lb.done!(ctx, endpoint, performance.now() - t0, failed);
+  }
+}

@@ -1,5 +1,5 @@
 import { MeshError } from "../../pipeline/errors.ts";
-import type { Ctx, Handler, HandlerFactory } from "../../pipeline/types.ts";
+import type { Ctx, Handler, HandlerFactory, Next } from "../../pipeline/types.ts";
 import { serviceSetting } from "../settings.ts";
 import { sleep, withDeadline } from "../timeout/deadline.ts";
 import { bufferBody } from "./body.ts";
@@ -109,9 +109,14 @@ export const retry: HandlerFactory = (env): Handler => {
     }
   }
 
-  return async function retry(ctx, next) {
+  // Not async where no retry applies: the call passes on without a promise of its own.
+  return function retry(ctx, next) {
     const o = ctx.route?.retry ?? setting(ctx.service);
     if (!o || o.attempts === 0 || (!o.nonIdempotent && !IDEMPOTENT.has(ctx.method))) return next();
+    return retrying(ctx, next, o);
+  };
+
+  async function retrying(ctx: Ctx, next: Next, o: RetryOptions): Promise<void> {
     let budget = budgets.get(ctx.service);
     if (!budget) budgets.set(ctx.service, (budget = { active: 0, retrying: 0 }));
     budget.active++;
@@ -120,5 +125,5 @@ export const retry: HandlerFactory = (env): Handler => {
     } finally {
       budget.active--;
     }
-  };
+  }
 };

@@ -1,6 +1,7 @@
 import type { ResolvedConfig } from "../../config/schema.ts";
 import { MeshError } from "../../pipeline/errors.ts";
-import type { Handler, HandlerFactory, RouteDecision } from "../../pipeline/types.ts";
+import type { Ctx, Handler, HandlerFactory, Next, RouteDecision } from "../../pipeline/types.ts";
+import type { Cluster } from "../../upstream/cluster.ts";
 import { compileRules, findRule, type CompiledRule } from "./compile.ts";
 import { LATEST, latestResolver } from "./latest.ts";
 import { requestView } from "./match.ts";
@@ -28,7 +29,8 @@ export const router: HandlerFactory = ({ config, clusters }): Handler => {
   const latest = latestResolver();
   const mirrorCursor = { n: 0 };
 
-  return async function router(ctx, next) {
+  // Not async when the service is known: only a name discovery must wait (see below).
+  return function router(ctx, next) {
     let rule: CompiledRule | undefined;
     const canonical = clusters.canonicalName(ctx.service);
     if (canonical) ctx.service = canonical;
@@ -51,19 +53,32 @@ export const router: HandlerFactory = ({ config, clusters }): Handler => {
         ctx.route = { name: "default" };
       }
     }
-    // Names static config does not know are asked of the registry (a bounded wait, then cached).
-    const cluster = clusters.get(ctx.service) ?? (await clusters.discover(ctx.service));
+    const cluster = clusters.get(ctx.service);
+    return cluster ? routeTo(ctx, next, cluster, rule) : discovered(ctx, next, rule);
+  };
+
+  /** Names static config does not know are asked of the registry (a bounded wait, then cached). */
+  async function discovered(ctx: Ctx, next: Next, rule: CompiledRule | undefined): Promise<void> {
+    const cluster = await clusters.discover(ctx.service);
     if (!cluster) {
       throw new MeshError("unknown_service", `no service named "${ctx.service}" is known to this sidecar`);
     }
+    return routeTo(ctx, next, cluster, rule);
+  }
+
+  function routeTo(ctx: Ctx, next: Next, cluster: Cluster, rule: CompiledRule | undefined): Promise<void> {
     ctx.cluster = cluster;
-    const tags = ctx.route.tags;
+    const route = ctx.route!;
+    const tags = route.tags;
     if (tags?.version === LATEST) {
       const version = latest(cluster);
-      if (version !== LATEST) ctx.route.tags = { ...tags, version };
+      if (version !== LATEST) route.tags = { ...tags, version };
     }
     if (rule?.mirrors.length && ctx.protocol !== "grpc") fireMirrors(ctx, rule.mirrors, clusters, mirrorCursor);
-    await next();
-    if (rule?.responseHeaders && ctx.res) rule.responseHeaders(ctx.res.headers);
-  };
+    const responseHeaders = rule?.responseHeaders;
+    if (!responseHeaders) return next();
+    return next().then(() => {
+      if (ctx.res) responseHeaders(ctx.res.headers);
+    });
+  }
 };

@@ -1,4 +1,4 @@
-import type { Handler, HandlerFactory } from "../../pipeline/types.ts";
+import type { Ctx, Handler, HandlerFactory, Next } from "../../pipeline/types.ts";
 import { serviceSetting } from "../settings.ts";
 import { withDeadline } from "./deadline.ts";
 
@@ -9,14 +9,18 @@ import { withDeadline } from "./deadline.ts";
  */
 export const timeout: HandlerFactory = ({ config }): Handler => {
   const setting = serviceSetting(config, "timeout");
-  return async function timeout(ctx, next) {
+  // Not async where no timeout applies: the call passes on without a promise of its own.
+  return function timeout(ctx, next) {
     const ms = ctx.route?.timeout ?? setting(ctx.service);
-    if (!ms) return next();
-    const release = withDeadline(ctx, ms, "timeout");
-    try {
-      await next();
-    } finally {
-      release();
-    }
+    return ms ? within(ctx, next, ms) : next();
   };
 };
+
+async function within(ctx: Ctx, next: Next, ms: number): Promise<void> {
+  const release = withDeadline(ctx, ms, "timeout");
+  try {
+    await next();
+  } finally {
+    release();
+  }
+}
