@@ -12,6 +12,7 @@ import { DEFAULT_GRPC_ADDRESS } from "./listeners/ingressSchema.ts";
 import { providerHandler } from "./listeners/provider.ts";
 import type { Runtime } from "./listeners/runtime.ts";
 import { boundAddress, serveHttp, type Listener } from "./listeners/serve.ts";
+import { serveFastPath } from "./listeners/fastpath.ts";
 import { routeRulesOf } from "./handlers/router/index.ts";
 import { buildPipeline, staticEndpoints } from "./pipeline/build.ts";
 import { StateStore } from "./pipeline/store.ts";
@@ -94,7 +95,7 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
         ...opts,
         tls: tls.consumer,
         connect: servesConnect(config.listen.connect, config.egress) ? consumerConnect(rt) : undefined,
-      });
+      }, config.listen.fastPath ? { start: (host, port, regular, peers) => serveFastPath(host, port, rt, clusters, regular, peers, { idleTimeoutSeconds: Math.min(255, Math.ceil(config.listen.idleTimeout / 1000)) }) } : undefined);
       servers.push(consumer);
       addresses.consumer = boundAddress(consumer);
     }
@@ -163,6 +164,9 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
     rt.pipeline = pipeline;
     if (servesConnect(next.listen.connect, next.egress) && !servesConnect(config.listen.connect, config.egress)) {
       console.warn("mesher: the new egress rules allow CONNECT, but the consumer listener started without it: restart to serve CONNECT");
+    }
+    if (next.listen.fastPath !== config.listen.fastPath) {
+      console.warn("mesher: listen.fastPath changed: it takes effect at the next restart");
     }
     rt.telemetry.configure(next);
     extras.store.sweep();

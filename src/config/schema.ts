@@ -97,6 +97,13 @@ const ListenSchema = v.strictObject({
     ),
     "auto",
   ),
+  fastPath: v.optional(
+    v.pipe(
+      v.boolean(),
+      d("relay requests whose consumer chain has nothing to do (no routes, policies, tracing or access log for the service; GET/HEAD/OPTIONS/DELETE without a body) over raw sockets, without Request/Response objects; all else is served as usual. Not with listen.tls.consumer; a change needs a restart"),
+    ),
+    true,
+  ),
   tls: v.optional(v.pipe(ListenTlsSchema, d("serve TLS on these listeners"))),
   ...edgeListenEntries(Address),
 });

@@ -15,7 +15,7 @@ import { serverTlsOptions } from "../tls/options.ts";
 import type { Endpoint } from "../upstream/cluster.ts";
 import { splitAddress } from "../upstream/cluster.ts";
 import { countBodyBytes } from "../upstream/gcPacing.ts";
-import type { Bound, ConnectHandler, RequestHandler, ServeOptions } from "./serve.ts";
+import { peerAddress, type Bound, type ConnectHandler, type RequestHandler, type ServeOptions } from "./serve.ts";
 import { registerUpgrade, upgradedResponse, WS_HOP_HEADERS, type UpgradeSession } from "./upgrade.ts";
 
 /**
@@ -216,9 +216,9 @@ function rawUpgrader(req: IncomingMessage, socket: Socket, head: Buffer, session
 }
 
 /** Serves CONNECT: asks the handler where to, dials, answers 200 and pipes. */
-async function tunnel(req: IncomingMessage, socket: Socket, head: Buffer, connect: ConnectHandler): Promise<void> {
+async function tunnel(req: IncomingMessage, socket: Socket, head: Buffer, connect: ConnectHandler, peer: string): Promise<void> {
   socket.on("error", () => socket.destroy());
-  const decided = await connect(req.url ?? "", socket.remoteAddress ?? "");
+  const decided = await connect(req.url ?? "", peer);
   if (decided instanceof Response) return writeRaw(socket, decided);
   const address = typeof decided === "string" ? decided : decided.address;
   const settle = typeof decided === "string" ? undefined : decided.settle;
@@ -263,7 +263,7 @@ export function serveNode(host: string, port: number, handler: RequestHandler, o
       if (request instanceof Response) r = request;
       else {
         try {
-          r = await handler(request, req.socket.remoteAddress ?? "");
+          r = await handler(request, peerAddress(options, req.socket.remoteAddress, req.socket.remotePort));
         } catch (err) {
           r = errorResponse(new MeshError("internal", `listener failed: ${(err as Error).message}`));
         }
@@ -294,7 +294,7 @@ export function serveNode(host: string, port: number, handler: RequestHandler, o
   server.on("connection", track);
   server.on("connect", (req: IncomingMessage, socket: Socket, head: Buffer) => {
     track(socket);
-    void tunnel(req, socket, head, connect).catch(() => socket.destroy());
+    void tunnel(req, socket, head, connect, peerAddress(options, socket.remoteAddress, socket.remotePort)).catch(() => socket.destroy());
   });
   server.on("upgrade", async (req: IncomingMessage, socket: Socket, head: Buffer) => {
     track(socket);
@@ -304,7 +304,7 @@ export function serveNode(host: string, port: number, handler: RequestHandler, o
     const request = toRequest(req, undefined, false);
     registerUpgrade(request, session);
     try {
-      const r = await handler(request, socket.remoteAddress ?? "");
+      const r = await handler(request, peerAddress(options, socket.remoteAddress, socket.remotePort));
       if (!session.done) await writeRaw(socket, r);
     } catch (err) {
       await writeRaw(socket, errorResponse(new MeshError("internal", `upgrade failed: ${(err as Error).message}`)));

@@ -46,6 +46,17 @@ export interface ServeOptions {
   tls?: ServerTls;
   /** Serve CONNECT too (uses the node:http engine). */
   connect?: ConnectHandler;
+  /**
+   * The client's address from the one the engine sees (the fast path pipes connections to
+   * the regular engine over loopback and maps each pipe's port back to its client).
+   */
+  peerOf?: (address: string, port: number) => string;
+}
+
+/** The client address a handler is given. */
+export function peerAddress(options: ServeOptions, address: string | undefined, port: number | undefined): string {
+  if (!address) return "";
+  return options.peerOf && port !== undefined ? options.peerOf(address, port) : address;
 }
 
 /** A bound listener, whichever engine serves it. */
@@ -68,11 +79,26 @@ export interface Bound {
   stop(closeActive: boolean): Promise<void>;
 }
 
-export function serveHttp(address: string, handler: RequestHandler, options: ServeOptions): Listener {
+export function serveHttp(address: string, handler: RequestHandler, options: ServeOptions, fast?: FastPath): Listener {
   const { host, port } = splitAddress(address);
-  const start = (p: number): Bound =>
-    options.connect ? serveNode(host, p, handler, options, options.connect) : serveBun(host, p, handler, options);
-  return reloading(host, port, options.tls, start);
+  const engine = (h: string, p: number, o: ServeOptions): Bound =>
+    o.connect ? serveNode(h, p, handler, o, o.connect) : serveBun(h, p, handler, o);
+  if (fast && !options.tls) {
+    // The fast path in front; the regular engine on a private loopback port behind it.
+    const start = (p: number): Bound => {
+      const peers = new Map<number, string>();
+      const peerOf = (a: string, port: number) => peers.get(port) ?? a;
+      const regular = engine("127.0.0.1", 0, { ...options, peerOf });
+      return fast.start(host, p, regular, peers);
+    };
+    return reloading(host, port, undefined, start);
+  }
+  return reloading(host, port, options.tls, (p) => engine(host, p, options));
+}
+
+/** Starts the fast path (fastpath.ts) in front of a regular engine. */
+export interface FastPath {
+  start(host: string, port: number, regular: Bound, peers: Map<number, string>): Bound;
 }
 
 /** Bun.serve with the WebSocket relay; the fast path. */
@@ -92,7 +118,8 @@ function serveBun(host: string, port: number, handler: RequestHandler, options: 
         session.upgrade = bunUpgrader(req, server, session);
         registerUpgrade(req, session);
       }
-      const res = await handler(req, server.requestIP(req)?.address ?? "");
+      const ip = server.requestIP(req);
+      const res = await handler(req, peerAddress(options, ip?.address, ip?.port));
       if (session?.done) return undefined as unknown as Response; // the socket is a WebSocket now
       // A response of unknown length may be a stream (server-sent events) that goes quiet for a
       // while: Bun's idle timer would cut it (it cut an SSE stream silent for 12 s at the 10 s

@@ -69,6 +69,13 @@ export class Metrics {
     labelNames: ["exporter"] as const,
     registers: [this.registry],
   });
+  /** Requests the consumer port relayed on its fast path (listen.fastPath): bump `.value`. */
+  readonly fastPath = new HotCounter(
+    "mesher_fast_path_requests_total",
+    "Requests the consumer port relayed on its fast path (listen.fastPath), also counted in the other request metrics",
+    [],
+    this.registry,
+  ).labels();
   /** By all the labels of a request, joined: one string and one lookup per request. */
   readonly #bound = new Map<string, Bound>();
   /** Requests being handled now; set by the owner (the runtime's counter). */

@@ -1,0 +1,215 @@
+/**
+ * The consumer port's fast path (listen.fastPath, src/listeners/fastpath.ts) against the
+ * regular engine, through real sockets: what the app receives and what the client gets must be
+ * the same whichever path a request takes; what the fast path does not take (bodies, upgrades,
+ * unknown hosts, policies) is served by the regular engine behind it.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { connect } from "node:net";
+import { curl, startApp, startSidecar, viaProxy } from "./helpers.ts";
+
+let releaseSlow: () => void = () => {};
+let slowStarted: () => void = () => {};
+const app = startApp(async (req, server) => {
+  const url = new URL(req.url);
+  switch (url.pathname) {
+    case "/hop":
+      return new Response("hop", { headers: { connection: "x-private", "x-private": "secret", "keep-alive": "timeout=5", "x-kept": "yes" } });
+    case "/stream":
+      return new Response(
+        new ReadableStream({
+          start(c) {
+            c.enqueue(new TextEncoder().encode("one,"));
+            setTimeout(() => {
+              c.enqueue(new TextEncoder().encode("two"));
+              c.close();
+            }, 5);
+          },
+        }),
+      );
+    case "/empty":
+      return new Response(null, { status: 204, headers: { "x-empty": "1" } });
+    case "/big":
+      return new Response(new Uint8Array(Number(url.searchParams.get("n"))).fill(66));
+    case "/slow": {
+      slowStarted();
+      await new Promise<void>((r) => (releaseSlow = r));
+      return new Response("slow done");
+    }
+    default: {
+      const body = req.body ? new Uint8Array(await req.arrayBuffer()) : new Uint8Array();
+      return Response.json({
+        method: req.method,
+        path: url.pathname + url.search,
+        headers: Object.fromEntries(req.headers),
+        bodyBytes: body.byteLength,
+        sum: checksum(body),
+        peer: server.requestIP(req)?.port,
+      });
+    }
+  }
+});
+const endpoint = `127.0.0.1:${app.port}`;
+const fast = startSidecar({ service: { name: "caller" }, listen: { fastPath: true }, services: { shop: { endpoints: [endpoint] } } });
+const regular = startSidecar({ service: { name: "caller" }, listen: { fastPath: false }, services: { shop: { endpoints: [endpoint] } } });
+const down = startSidecar({ service: { name: "caller" }, listen: { fastPath: true }, services: { gone: { endpoints: ["127.0.0.1:1"] } } });
+afterAll(async () => {
+  await Promise.all([fast.stop(), regular.stop(), down.stop()]);
+  app.stop(true);
+});
+
+/** What the app saw, minus what differs by sidecar instance (its loop mark). */
+async function seen(proxy: string, url: string, init: RequestInit = {}) {
+  const res = await viaProxy(`http://${proxy}`, url, init);
+  const body = (await res.json()) as { headers: Record<string, string> };
+  body.headers["x-mesher-via"] = body.headers["x-mesher-via"]!.replace(/caller-[0-9a-f]+/, "caller-X");
+  delete (body as { peer?: number }).peer; // the upstream connection's port
+  return { status: res.status, body };
+}
+
+/** Raw bytes through a proxy: `requests` written at once, the answer read until `done` says so. */
+function raw(address: string, requests: string, done: (text: string) => boolean): Promise<string> {
+  const [host, port] = [address.slice(0, address.lastIndexOf(":")), Number(address.slice(address.lastIndexOf(":") + 1))];
+  return new Promise((resolve, reject) => {
+    const s = connect({ host, port }, () => s.write(requests));
+    let text = "";
+    s.on("data", (d) => {
+      text += d.toString("latin1");
+      if (done(text)) {
+        s.destroy();
+        resolve(text);
+      }
+    });
+    s.on("error", reject);
+    s.on("close", () => resolve(text));
+  });
+}
+
+describe("fast path", () => {
+  test("the app receives the same request as through the regular engine", async () => {
+    const init = { headers: { "x-forwarded-for": "10.0.0.1", "x-custom": "café-bytes", accept: "text/plain" } };
+    const a = await seen(fast.addresses.consumer, "http://shop/items?q=1", init);
+    const b = await seen(regular.addresses.consumer, "http://shop/items?q=1", init);
+    expect(a.status).toBe(200);
+    expect(a.body).toEqual(b.body);
+    expect(a.body.headers["x-forwarded-for"]).toBe("10.0.0.1, 127.0.0.1");
+    expect(a.body.headers["x-cse-context"]).toContain('"x-cse-src-microservice":"caller"');
+    expect(a.body.headers.host).toBe(endpoint);
+  });
+
+  test("hop-by-hop response headers are dropped, the rest arrive as the app sent them", async () => {
+    const r = await curl(["-s", "-i", "-x", fast.addresses.consumer, "http://shop/hop"]);
+    expect(r.body).toContain("x-kept: yes");
+    expect(r.body.toLowerCase()).not.toContain("x-private");
+    expect(r.body.toLowerCase()).not.toContain("keep-alive: timeout");
+    expect(r.body.endsWith("hop")).toBe(true);
+  });
+
+  test("a streamed response is re-chunked; 204 and HEAD carry no body", async () => {
+    const s = await viaProxy(`http://${fast.addresses.consumer}`, "http://shop/stream");
+    expect(await s.text()).toBe("one,two");
+    const e = await viaProxy(`http://${fast.addresses.consumer}`, "http://shop/empty");
+    expect(e.status).toBe(204);
+    expect(e.headers.get("x-empty")).toBe("1");
+    const h = await curl(["-s", "-I", "-x", fast.addresses.consumer, "http://shop/big?n=1000"]);
+    expect(h.body).toMatch(/content-length: 1000/i);
+  });
+
+  test("pipelined requests on one connection are answered in order, over kept-alive upstream connections", async () => {
+    const req = (p: string) => `GET http://shop/${p} HTTP/1.1\r\nHost: shop\r\n\r\n`;
+    const text = await raw(fast.addresses.consumer, req("a") + req("b") + req("c"), (t) => (t.match(/HTTP\/1\.1 200/g) ?? []).length === 3 && t.includes('"/c"'));
+    const paths = [...text.matchAll(/"path":"(\/\w)"/g)].map((m) => m[1]);
+    expect(paths).toEqual(["/a", "/b", "/c"]);
+    const peers = new Set([...text.matchAll(/"peer":(\d+)/g)].map((m) => m[1]));
+    expect(peers.size).toBe(1); // one upstream connection carried all three
+  });
+
+  test("a 1 MB response arrives whole, and a client that leaves mid-response frees the connection", async () => {
+    const big = await viaProxy(`http://${fast.addresses.consumer}`, "http://shop/big?n=1048576");
+    const bytes = new Uint8Array(await big.arrayBuffer());
+    expect(bytes.byteLength).toBe(1048576);
+    expect(bytes.every((b) => b === 66)).toBe(true);
+    await raw(fast.addresses.consumer, "GET http://shop/big?n=4000000 HTTP/1.1\r\nHost: shop\r\n\r\n", (t) => t.length > 1000);
+    const after = await viaProxy(`http://${fast.addresses.consumer}`, "http://shop/after");
+    expect(after.status).toBe(200);
+  });
+
+  test("requests the fast path does not take are served by the regular engine, with the client's address", async () => {
+    // A streamed (chunked) upload goes to the regular engine.
+    const body = new ReadableStream({
+      start(c) {
+        c.enqueue(new Uint8Array(3000).fill(1));
+        c.enqueue(new Uint8Array(2000).fill(2));
+        c.close();
+      },
+    });
+    const post = await viaProxy(`http://${fast.addresses.consumer}`, "http://shop/upload", { method: "POST", body, duplex: "half" } as RequestInit);
+    const p = (await post.json()) as { bodyBytes: number; headers: Record<string, string> };
+    expect(p.bodyBytes).toBe(5000);
+    expect(p.headers["x-forwarded-for"]).toBe("127.0.0.1");
+    const unknown = await viaProxy(`http://${fast.addresses.consumer}`, "http://nowhere/");
+    expect(unknown.status).toBe(403);
+    expect(((await unknown.json()) as { error: { code: string } }).error.code).toBe("forbidden");
+    const self = await viaProxy(`http://${fast.addresses.consumer}`, `http://${fast.addresses.consumer}/`);
+    expect(self.status).toBe(508);
+  });
+
+  test("an endpoint that refuses connections gets the regular path's JSON error", async () => {
+    const r = await viaProxy(`http://${down.addresses.consumer}`, "http://gone/");
+    const viaRegular = startSidecar({ service: { name: "caller" }, listen: { fastPath: false }, services: { gone: { endpoints: ["127.0.0.1:1"] } } });
+    const expected = await viaProxy(`http://${viaRegular.addresses.consumer}`, "http://gone/");
+    await viaRegular.stop();
+    expect(r.status).toBe(502);
+    expect(r.status).toBe(expected.status);
+    expect(r.headers.get("x-mesher-error")).toBe("upstream_connect_failure");
+    expect(r.headers.get("content-type")).toBe(expected.headers.get("content-type"));
+    const body = (await r.json()) as { error: { code: string; message: string } };
+    expect(body).toEqual((await expected.json()) as typeof body);
+  });
+
+  test("a body with a Content-Length streams through the fast path, and is counted there", async () => {
+    const m = startSidecar({ service: { name: "caller" }, listen: { fastPath: true }, services: { shop: { endpoints: [endpoint] } } });
+    const admin = m.addresses.admin!;
+    const get = await viaProxy(`http://${m.addresses.consumer}`, "http://shop/count");
+    expect(get.status).toBe(200);
+    await get.text();
+    expect(await metric(admin, 'requests_total{service_name="shop"')).toBe(1);
+    expect(await metric(admin, "mesher_fast_path_requests_total")).toBe(1);
+    const payload = new Uint8Array(3 * 1024 * 1024).map((_, i) => i % 251);
+    const post = await viaProxy(`http://${m.addresses.consumer}`, "http://shop/upload", { method: "PUT", body: payload });
+    const p = (await post.json()) as { method: string; bodyBytes: number; sum: number };
+    expect(p).toMatchObject({ method: "PUT", bodyBytes: payload.byteLength, sum: checksum(payload) });
+    expect(await metric(admin, 'requests_total{service_name="shop"')).toBe(2);
+    expect(await metric(admin, "mesher_fast_path_requests_total")).toBe(2);
+    // The same connection still takes the fast path afterwards.
+    await (await viaProxy(`http://${m.addresses.consumer}`, "http://shop/count")).text();
+    expect(await metric(admin, "mesher_fast_path_requests_total")).toBe(3);
+    await m.stop();
+  });
+
+  test("a stop lets the request in flight finish", async () => {
+    const m = startSidecar({ service: { name: "caller" }, listen: { fastPath: true }, services: { shop: { endpoints: [endpoint] } } });
+    const started = new Promise<void>((r) => (slowStarted = r));
+    const pending = viaProxy(`http://${m.addresses.consumer}`, "http://shop/slow");
+    await started;
+    const stopped = m.stop();
+    releaseSlow();
+    const res = await pending;
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("slow done");
+    await stopped;
+  });
+});
+
+/** Position-weighted, so reordered or shifted bytes show. */
+function checksum(b: Uint8Array): number {
+  let sum = 0;
+  for (let i = 0; i < b.length; i++) sum = (sum * 31 + b[i]!) % 1_000_000_007;
+  return sum;
+}
+
+async function metric(admin: string, prefix: string): Promise<number> {
+  const text = await (await fetch(`http://${admin}/v1/mesher/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(prefix));
+  return Number(line?.split(" ").pop() ?? 0);
+}
