@@ -11,8 +11,8 @@ import type { GrpcListener } from "./listeners/grpc.ts";
 import { DEFAULT_GRPC_ADDRESS } from "./listeners/ingressSchema.ts";
 import { providerHandler } from "./listeners/provider.ts";
 import type { Runtime } from "./listeners/runtime.ts";
-import { boundAddress, serveHttp, type Listener } from "./listeners/serve.ts";
-import { serveFastPath } from "./listeners/fastpath.ts";
+import { boundAddress, serveHttp, type FastPath, type Listener } from "./listeners/serve.ts";
+import { consumerDirector, providerDirector, serveFastPath, type Director } from "./listeners/fastpath.ts";
 import { routeRulesOf } from "./handlers/router/index.ts";
 import { buildPipeline, staticEndpoints } from "./pipeline/build.ts";
 import { StateStore } from "./pipeline/store.ts";
@@ -88,6 +88,11 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
   const addresses: Addresses = { consumer: "" };
   const grpcListeners: GrpcListener[] = [];
   const tls = config.listen.tls ?? {};
+  /** The fast path in front of a listener (listen.fastPath; serveHttp leaves it out with TLS). */
+  const fastPath = (direct: Director): FastPath | undefined =>
+    config.listen.fastPath
+      ? { start: (host, port, regular, peers) => serveFastPath(host, port, rt, direct, regular, peers, { idleTimeoutSeconds: Math.min(255, Math.ceil(config.listen.idleTimeout / 1000)) }) }
+      : undefined;
 
   try {
     if (config.listen.consumer) {
@@ -95,12 +100,12 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
         ...opts,
         tls: tls.consumer,
         connect: servesConnect(config.listen.connect, config.egress) ? consumerConnect(rt) : undefined,
-      }, config.listen.fastPath ? { start: (host, port, regular, peers) => serveFastPath(host, port, rt, clusters, regular, peers, { idleTimeoutSeconds: Math.min(255, Math.ceil(config.listen.idleTimeout / 1000)) }) } : undefined);
+      }, fastPath(consumerDirector(rt, clusters)));
       servers.push(consumer);
       addresses.consumer = boundAddress(consumer);
     }
     if (config.listen.provider) {
-      const provider = serveHttp(config.listen.provider, providerHandler(rt), { ...opts, tls: tls.provider });
+      const provider = serveHttp(config.listen.provider, providerHandler(rt), { ...opts, tls: tls.provider }, fastPath(providerDirector(rt)));
       servers.push(provider);
       addresses.provider = boundAddress(provider);
     }

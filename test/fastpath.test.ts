@@ -6,7 +6,7 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
-import { curl, startApp, startSidecar, viaProxy } from "./helpers.ts";
+import { curl, startApp, startSidecar, twoSidecars, viaProxy } from "./helpers.ts";
 
 let releaseSlow: () => void = () => {};
 let slowStarted: () => void = () => {};
@@ -198,6 +198,37 @@ describe("fast path", () => {
     expect(res.status).toBe(200);
     expect(await res.text()).toBe("slow done");
     await stopped;
+  });
+});
+
+describe("fast path on the provider side", () => {
+  const off = { listen: { provider: "127.0.0.1:0", fastPath: false } };
+  const on = { listen: { provider: "127.0.0.1:0", fastPath: true } };
+  test("two hops: the app receives the same request, and a body arrives whole, as with the regular engines", async () => {
+    const fastPair = twoSidecars(app.port!, { a: { listen: { fastPath: true } }, b: on });
+    const slowPair = twoSidecars(app.port!, { a: { listen: { fastPath: false } }, b: off });
+    try {
+      const init = { headers: { "x-custom": "v", "x-forwarded-port": String(app.port) } };
+      const get = async (proxy: string) => {
+        const r = (await (await viaProxy(proxy, "http://promotion/p?x=2", init)).json()) as { headers: Record<string, string>; peer?: number };
+        delete r.peer;
+        r.headers["x-cse-context"] = r.headers["x-cse-context"]!; // the caller's identity travels
+        r.headers["x-forwarded-for"] = r.headers["x-forwarded-for"]!.replace(/\d+\.\d+\.\d+\.\d+/g, "IP");
+        return r;
+      };
+      const a = await get(fastPair.proxy);
+      expect(a).toEqual(await get(slowPair.proxy));
+      expect(a.headers["x-mesher-via"]).toBeUndefined();
+      expect(a.headers["x-forwarded-for"]).toBe("IP, IP");
+      const payload = new Uint8Array(200_000).map((_, i) => (i * 7) % 256);
+      const put = (await (await viaProxy(fastPair.proxy, "http://promotion/upload", { method: "PUT", body: payload })).json()) as { sum: number };
+      expect(put.sum).toBe(checksum(payload));
+      const text = await (await fetch(`http://${fastPair.b.addresses.admin}/v1/mesher/metrics`)).text();
+      expect(text).toMatch(/^mesher_fast_path_requests_total 2$/m);
+      expect(text).toMatch(/^requests_total\{service_name="promotion",app="default",version="1.0.0"\} 2$/m);
+    } finally {
+      await Promise.all([fastPair.stop(), slowPair.stop()]);
+    }
   });
 });
 

@@ -100,7 +100,7 @@ const ListenSchema = v.strictObject({
   fastPath: v.optional(
     v.pipe(
       v.boolean(),
-      d("relay requests whose consumer chain has nothing to do (no routes, policies, tracing or access log for the service; GET/HEAD/OPTIONS/DELETE without a body) over raw sockets, without Request/Response objects; all else is served as usual. Not with listen.tls.consumer; a change needs a restart"),
+      d("relay requests whose chain has nothing to do (consumer: no routes, policies, tracing or access log for the service; provider: no rate limit, tracing or access log; no body or a Content-Length one) over raw sockets, without Request/Response objects; everything else is served by the regular engine behind it. false: the regular engine only. Not on a listener with TLS; a change needs a restart"),
     ),
     true,
   ),

@@ -26,11 +26,12 @@ import { IDENTITY_HEADER } from "../pipeline/build.ts";
 import { DEFAULT_CHAINS } from "../handlers/index.ts";
 import { serviceSetting } from "../handlers/settings.ts";
 import { errorResponse, MeshError } from "../pipeline/errors.ts";
-import { isAvailable, splitAddress, type Cluster, type Endpoint } from "../upstream/cluster.ts";
+import { isAvailable, makeEndpoint, splitAddress, type Cluster, type Endpoint } from "../upstream/cluster.ts";
 import type { ClusterManager } from "../upstream/clusters.ts";
 import { ResponseParser, type ResponseHead } from "../upstream/h1/parser.ts";
 import { HOP_BY_HOP, parseHost } from "../upstream/http.ts";
 import { VIA_HEADER, viaContains } from "./handle.ts";
+import { localPort } from "./provider.ts";
 import type { Runtime } from "./runtime.ts";
 import type { Bound } from "./serve.ts";
 
@@ -87,7 +88,7 @@ function fastService(pipeline: Pipeline, clusters: ClusterManager, name: string)
 
 // ---------------------------------------------------------------- the request head
 
-interface RequestHead {
+export interface RequestHead {
   method: string;
   path: string;
   host: string;
@@ -165,12 +166,163 @@ function parseHead(buf: Buffer, start: number, end: number): RequestHead | undef
   return { method, path: target, host, headers, length: end - start, bodyLength: Math.max(0, bodyLength) };
 }
 
+// ---------------------------------------------------------------- the two sides
+
+/** The consumer side: a mesh service whose chain is a pass-through, round-robin over its endpoints. */
+export function consumerDirector(rt: Runtime, clusters: ClusterManager): Director {
+  const mark = `${rt.id}/consumer`;
+  const rr = new Map<string, number>();
+  function pick(cluster: Cluster, now: number): Endpoint | undefined {
+    const list = cluster.endpoints;
+    const n = list.length;
+    let i = rr.get(cluster.name) ?? 0;
+    for (let k = 0; k < n; k++, i++) {
+      const e = list[i % n]!;
+      if (isAvailable(e, now)) {
+        rr.set(cluster.name, (i + 1) % n);
+        return e;
+      }
+    }
+    return undefined;
+  }
+
+  /** The exchange for a fast request, or undefined when the request is not for the fast path. */
+  return (head, peer) => {
+    const pipeline = rt.pipeline;
+    if (head.bodyLength > pipeline.config.maxRequestBodySize) return undefined; // the regular engine answers 413
+    const parsed = parseHost(head.host);
+    if (!parsed) return undefined;
+    const [name, port] = parsed;
+    if (rt.selfAddresses.has(head.host.toLowerCase())) return undefined;
+    if (pipeline.egressTable.match(name.toLowerCase(), port ? Number(port) : undefined, "http")) return undefined;
+    const service = fastService(pipeline, clusters, name);
+    if (!service) return undefined;
+    const cluster = clusters.get(service);
+    if (!cluster) return undefined;
+    const now = Date.now();
+    const endpoint = pick(cluster, now);
+    if (!endpoint) return undefined; // the regular path answers 503 with the JSON error
+
+    // The head as the regular path sends it upstream (hop-by-hop out, forwarding headers in).
+    let via = "";
+    let xff = "";
+    let proto = false;
+    let fhost = false;
+    let encoding = false;
+    let fport: string | undefined;
+    let out = `${head.method} ${head.path} HTTP/1.1\r\nhost: ${endpoint.address}\r\n`;
+    const h = head.headers;
+    for (let i = 0; i < h.length; i += 2) {
+      const n = h[i]!;
+      const v = h[i + 1]!;
+      if (HOP.has(n)) continue;
+      if (REWRITTEN.has(n)) {
+        if (n === VIA_HEADER) via = via ? `${via}, ${v}` : v;
+        else if (n === "x-forwarded-for") xff = xff ? `${xff}, ${v}` : v;
+        else if (n === "x-forwarded-port") fport = v;
+        continue;
+      }
+      if (n === "x-forwarded-proto") proto = true;
+      else if (n === "x-forwarded-host") fhost = true;
+      else if (n === "accept-encoding") encoding = true;
+      out += `${n}: ${v}\r\n`;
+    }
+    if (via && viaContains(via, mark)) return undefined; // a loop: the regular path answers 508
+    out += `x-forwarded-for: ${xff ? `${xff}, ${peer}` : peer}\r\n`;
+    if (!proto) out += "x-forwarded-proto: http\r\n";
+    if (!fhost) out += `x-forwarded-host: ${head.host}\r\n`;
+    if (!encoding) out += "accept-encoding: identity\r\n";
+    out += `${VIA_HEADER}: ${via ? `${via}, ${mark}` : mark}\r\n${IDENTITY_HEADER}: ${pipeline.identity}\r\n`;
+    // The port named in the URL travels to the provider (as the regular path sets it).
+    if (port ?? fport) out += `x-forwarded-port: ${port ?? fport}\r\n`;
+    out += CRLF;
+    return {
+      direction: "consumer",
+      service,
+      version: endpoint.tags.version ?? "",
+      route: "default",
+      endpoint,
+      bytes: Buffer.from(out, "latin1"),
+    };
+  };
+}
+
+/** The provider side: the local app, when the provider chain is a pass-through (no rate limit). */
+export function providerDirector(rt: Runtime): Director {
+  const mark = `${rt.id}/provider`;
+  const locals = new Map<number, Endpoint>();
+  const plans = new WeakMap<Pipeline, boolean>();
+  return (head, peer) => {
+    const pipeline = rt.pipeline;
+    let ok = plans.get(pipeline);
+    if (ok === undefined) {
+      const c = pipeline.config;
+      const overridden = [...DEFAULT_CHAINS.provider].some((h) => c.handlers[h] !== undefined);
+      plans.set(pipeline, (ok = !c.chains.provider && !overridden && !c.tracing && !c.accessLog?.enabled && !c.rateLimit?.provider));
+    }
+    if (!ok || head.bodyLength > pipeline.config.maxRequestBodySize) return undefined;
+    let via = "";
+    let xff = "";
+    let fport: string | null = null;
+    let fhost: string | null = null;
+    let proto = false;
+    let rest = "";
+    const h = head.headers;
+    for (let i = 0; i < h.length; i += 2) {
+      const n = h[i]!;
+      const v = h[i + 1]!;
+      if (HOP.has(n) || n === "host") continue;
+      if (n === VIA_HEADER) via = via ? `${via}, ${v}` : v; // not passed on: the app's calls are new requests
+      else if (n === "x-forwarded-for") xff = xff ? `${xff}, ${v}` : v;
+      else {
+        if (n === "x-forwarded-port") fport = v;
+        else if (n === "x-forwarded-host") fhost = v;
+        else if (n === "x-forwarded-proto") proto = true;
+        rest += `${n}: ${v}\r\n`;
+      }
+    }
+    if (via && viaContains(via, mark)) return undefined; // a loop: the regular path answers 508
+    const config = pipeline.config;
+    const port = localPort(config, fport, fhost);
+    if (port === undefined) return undefined; // the regular path explains
+    let endpoint = locals.get(port);
+    if (!endpoint) locals.set(port, (endpoint = makeEndpoint(`127.0.0.1:${port}`, { origin: "local" })));
+    let out = `${head.method} ${head.path} HTTP/1.1\r\nhost: ${endpoint.address}\r\n${rest}`;
+    out += `x-forwarded-for: ${xff ? `${xff}, ${peer}` : peer}\r\n`;
+    if (!proto) out += "x-forwarded-proto: http\r\n";
+    if (fhost === null) out += `x-forwarded-host: ${head.host}\r\n`;
+    out += "\r\n";
+    return {
+      direction: "provider",
+      service: config.service.name,
+      version: config.service.version,
+      route: "",
+      endpoint,
+      bytes: Buffer.from(out, "latin1"),
+    };
+  };
+}
+
 // ---------------------------------------------------------------- connections
 
-interface Exchange {
-  head: RequestHead;
+/** Where a fast request goes and what is sent there; from a Director. */
+export interface Target {
+  direction: "consumer" | "provider";
+  /** The service label of the metrics (the destination, or this sidecar's own on the provider side). */
   service: string;
+  /** The version label (the endpoint's tag, or this sidecar's version on the provider side). */
+  version: string;
+  route: string;
   endpoint: Endpoint;
+  /** The rewritten request head. */
+  bytes: Uint8Array;
+}
+
+/** Decides a request's fast path: its target, or undefined for the regular engine. */
+export type Director = (head: RequestHead, peer: string) => Target | undefined;
+
+interface Exchange extends Target {
+  head: RequestHead;
   start: number;
   upstream: Upstream | null;
   /** Response head sent to the client. */
@@ -178,8 +330,6 @@ interface Exchange {
   chunked: boolean;
   status: number;
   retried: boolean;
-  /** The rewritten request head, kept for one retry on a fresh connection (bodiless requests). */
-  bytes: Uint8Array;
   /** Request body bytes still to come from the client and go upstream. */
   bodyLeft: number;
 }
@@ -234,32 +384,16 @@ export function serveFastPath(
   host: string,
   port: number,
   rt: Runtime,
-  clusters: ClusterManager,
+  direct: Director,
   regular: Bound,
   peers: Map<number, string>,
   options: FastPathOptions,
 ): Bound {
-  const mark = `${rt.id}/consumer`;
   const clients = new Set<Client>();
   const pools = new Map<string, Upstream[]>();
-  const rr = new Map<string, number>();
   let inflight = 0;
   let stopping = false;
   let onIdle: (() => void) | null = null;
-
-  function pick(cluster: Cluster, now: number): Endpoint | undefined {
-    const list = cluster.endpoints;
-    const n = list.length;
-    let i = rr.get(cluster.name) ?? 0;
-    for (let k = 0; k < n; k++, i++) {
-      const e = list[i % n]!;
-      if (isAvailable(e, now)) {
-        rr.set(cluster.name, (i + 1) % n);
-        return e;
-      }
-    }
-    return undefined;
-  }
 
   // ---- client side
 
@@ -323,74 +457,23 @@ export function serveFastPath(
         return;
       }
       const head = end <= MAX_HEAD ? parseHead(buf, 0, end) : undefined;
-      const ex = head && begin(c, head);
+      const target = head && direct(head, c.peer);
+      const ex: Exchange | undefined = target && {
+        head,
+        ...target,
+        start: performance.now(),
+        upstream: null,
+        answered: false,
+        chunked: false,
+        status: 0,
+        retried: false,
+        bodyLeft: head.bodyLength,
+      };
       if (!ex) return toPipe(c);
       c.buf = end === buf.length ? null : buf.subarray(end);
       c.socket.timeout(0);
       send(c, ex);
     }
-  }
-
-  /** The exchange for a fast request, or undefined when the request is not for the fast path. */
-  function begin(c: Client, head: RequestHead): Exchange | undefined {
-    const pipeline = rt.pipeline;
-    if (head.bodyLength > pipeline.config.maxRequestBodySize) return undefined; // the regular engine answers 413
-    const parsed = parseHost(head.host);
-    if (!parsed) return undefined;
-    const [name, port] = parsed;
-    if (rt.selfAddresses.has(head.host.toLowerCase())) return undefined;
-    if (pipeline.egressTable.match(name.toLowerCase(), port ? Number(port) : undefined, "http")) return undefined;
-    const service = fastService(pipeline, clusters, name);
-    if (!service) return undefined;
-    const cluster = clusters.get(service);
-    if (!cluster) return undefined;
-    const now = Date.now();
-    const endpoint = pick(cluster, now);
-    if (!endpoint) return undefined; // the regular path answers 503 with the JSON error
-
-    // The head as the regular path sends it upstream (hop-by-hop out, forwarding headers in).
-    let via = "";
-    let xff = "";
-    let proto = false;
-    let fhost = false;
-    let encoding = false;
-    let out = `${head.method} ${head.path} HTTP/1.1\r\nhost: ${endpoint.address}\r\n`;
-    const h = head.headers;
-    for (let i = 0; i < h.length; i += 2) {
-      const n = h[i]!;
-      const v = h[i + 1]!;
-      if (HOP.has(n)) continue;
-      if (REWRITTEN.has(n)) {
-        if (n === VIA_HEADER) via = via ? `${via}, ${v}` : v;
-        else if (n === "x-forwarded-for") xff = xff ? `${xff}, ${v}` : v;
-        continue;
-      }
-      if (n === "x-forwarded-proto") proto = true;
-      else if (n === "x-forwarded-host") fhost = true;
-      else if (n === "accept-encoding") encoding = true;
-      out += `${n}: ${v}\r\n`;
-    }
-    if (via && viaContains(via, mark)) return undefined; // a loop: the regular path answers 508
-    out += `x-forwarded-for: ${xff ? `${xff}, ${c.peer}` : c.peer}\r\n`;
-    if (!proto) out += "x-forwarded-proto: http\r\n";
-    if (!fhost) out += `x-forwarded-host: ${head.host}\r\n`;
-    if (!encoding) out += "accept-encoding: identity\r\n";
-    out += `${VIA_HEADER}: ${via ? `${via}, ${mark}` : mark}\r\n${IDENTITY_HEADER}: ${pipeline.identity}\r\n`;
-    if (port) out += `x-forwarded-port: ${port}\r\n`;
-    out += CRLF;
-    return {
-      head,
-      service,
-      endpoint,
-      start: performance.now(),
-      upstream: null,
-      answered: false,
-      chunked: false,
-      status: 0,
-      retried: false,
-      bytes: Buffer.from(out, "latin1"),
-      bodyLeft: head.bodyLength,
-    };
   }
 
   /** Hands the connection to the regular engine: buffered bytes first, then everything. */
@@ -568,17 +651,17 @@ export function serveFastPath(
     const ms = performance.now() - ex.start;
     const self = rt.pipeline.config.service;
     rt.metrics.observe({
-      direction: "consumer",
+      direction: ex.direction,
       service: ex.service,
       app: self.app,
-      version: error ? "" : (ex.endpoint.tags.version ?? ""),
-      route: "default",
+      version: ex.version,
+      route: ex.route,
       endpoint: ex.endpoint.address,
       status: ex.status,
       errorCode: error?.code ?? "",
       seconds: ms / 1000,
     });
-    rt.telemetry.stats.record("consumer", ex.service, ex.status, error !== undefined || ex.status >= 500, ms);
+    rt.telemetry.stats.record(ex.direction, ex.service, ex.status, error !== undefined || ex.status >= 500, ms);
     if (inflight === 0 && onIdle) onIdle();
   }
 
