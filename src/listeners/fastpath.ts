@@ -303,6 +303,19 @@ export function providerDirector(rt: Runtime): Director {
   };
 }
 
+/** One buffer of several: a view when they lie back to back in one received chunk, else a copy. */
+function joined(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  const first = parts[0]!;
+  let end = first.byteOffset + first.byteLength;
+  for (let i = 1; i < parts.length; i++) {
+    const p = parts[i]!;
+    if (p.buffer !== first.buffer || p.byteOffset !== end) return Buffer.concat(parts);
+    end += p.byteLength;
+  }
+  return new Uint8Array(first.buffer, first.byteOffset, end - first.byteOffset);
+}
+
 // ---------------------------------------------------------------- connections
 
 /** Where a fast request goes and what is sent there; from a Director. */
@@ -471,8 +484,7 @@ export function serveFastPath(
       };
       if (!ex) return toPipe(c);
       c.buf = end === buf.length ? null : buf.subarray(end);
-      c.socket.timeout(0);
-      send(c, ex);
+      send(c, ex); // the idle timer stays: it is re-armed if it fires mid-exchange
     }
   }
 
@@ -571,7 +583,6 @@ export function serveFastPath(
     u.client = c;
     u.received = false;
     u.parser.noBody = ex.head.method === "HEAD";
-    u.socket!.timeout(0);
     // The head, with the body bytes already here, in one write.
     const body = takeBody(c, ex);
     toUpstream(c, u, body ? Buffer.concat([ex.bytes, body]) : ex.bytes);
@@ -607,13 +618,22 @@ export function serveFastPath(
         u.closeDelimited = head.framing === "close";
         ex.chunked = head.framing === "chunked" || head.framing === "close";
         ex.status = head.status;
-        let out = `HTTP/1.1 ${head.status} ${head.statusText}\r\n`;
         const h = head.headers;
         let named: Set<string> | undefined;
+        let hop = false;
         for (let i = 0; i < h.length; i += 2) {
           const n = h[i]!.toLowerCase();
+          if (HOP.has(n)) hop = true;
           if (n === "connection") for (const t of h[i + 1]!.split(",")) (named ??= new Set()).add(t.trim().toLowerCase());
         }
+        if (!hop && !ex.chunked && head.raw[7] === 49 /* HTTP/1.1 */) {
+          // Nothing to take out: the head goes on as the app wrote it (with the body bytes
+          // read with it, one contiguous write).
+          write(c, head.raw);
+          ex.answered = true;
+          return answered(c, ex, undefined);
+        }
+        let out = `HTTP/1.1 ${head.status} ${head.statusText}\r\n`;
         for (let i = 0; i < h.length; i += 2) {
           const n = h[i]!.toLowerCase();
           if (HOP.has(n) || named?.has(n)) continue;
@@ -764,7 +784,7 @@ export function serveFastPath(
         c.corked = null;
         const end = corked[corked.length - 1] === END;
         if (end) corked.pop();
-        if (corked.length) write(c, corked.length === 1 ? corked[0]! : Buffer.concat(corked));
+        if (corked.length) write(c, joined(corked));
         if (end) c.socket.end();
       } catch (err) {
         c.corked = null;
@@ -789,7 +809,9 @@ export function serveFastPath(
       u.client?.socket.resume();
     },
     timeout(s: Socket<Upstream>) {
+      // Idle in the pool: closed. Busy (a slow or streaming response): not a timeout, re-armed.
       if (!s.data.client) s.end();
+      else s.timeout(UPSTREAM_IDLE_SECONDS);
     },
     end(s: Socket<Upstream>) {
       s.end();
@@ -834,7 +856,9 @@ export function serveFastPath(
         drain(socket.data);
       },
       timeout(socket) {
-        if (!socket.data.ex) socket.end();
+        // Idle between requests: closed. Mid-exchange (streams may be quiet): re-armed.
+        if (!socket.data.ex && !socket.data.pipe) socket.end();
+        else if (!socket.data.pipe) socket.timeout(options.idleTimeoutSeconds);
       },
       end(socket) {
         socket.end();

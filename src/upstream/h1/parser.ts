@@ -17,6 +17,8 @@ export interface ResponseHead {
   headers: string[];
   /** The connection may carry another request after this response. */
   keepAlive: boolean;
+  /** The header block as received (status line through the blank line): a view, valid during onHead. */
+  raw: Uint8Array;
   /** Body framing: "none" (no body), "length", "chunked" or "close" (until the peer closes). */
   framing: "none" | "length" | "chunked" | "close";
   /** For "length" framing. */
@@ -232,7 +234,7 @@ export class ResponseParser {
     let framing: ResponseHead["framing"];
     if (status < 200) {
       // An interim response (100 Continue, 103 Early Hints): no body; the real one follows.
-      this.sink.onHead({ status, statusText, headers, keepAlive: true, framing: "none", contentLength: 0 });
+      this.sink.onHead({ status, statusText, headers, raw: buf.subarray(start, end), keepAlive: true, framing: "none", contentLength: 0 });
       return end;
     }
     if (this.noBody || status === 204 || status === 304) framing = "none";
@@ -240,7 +242,7 @@ export class ResponseParser {
     else if (contentLength >= 0) framing = contentLength === 0 ? "none" : "length";
     else framing = "close";
     if (framing === "close") close = true;
-    this.sink.onHead({ status, statusText, headers, keepAlive: !close, framing, contentLength: Math.max(0, contentLength) });
+    this.sink.onHead({ status, statusText, headers, raw: buf.subarray(start, end), keepAlive: !close, framing, contentLength: Math.max(0, contentLength) });
     switch (framing) {
       case "none":
         this.#end();
