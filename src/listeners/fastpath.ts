@@ -356,6 +356,8 @@ interface Client {
   pipe: Socket<Pipe> | null;
   pipeQueue: Uint8Array[] | null;
   out: Uint8Array[];
+  /** The client half-closed: close once the exchange in flight has been answered. */
+  halfClosed: boolean;
   /** Body bytes of a request answered before it was all sent: read and dropped. */
   discard: number;
   /** While an upstream read is parsed: what it makes for the client, written as one send. */
@@ -498,6 +500,7 @@ export function serveFastPath(
       hostname: "127.0.0.1",
       port: regular.port,
       data: { client: c, out: [] },
+      allowHalfOpen: true,
       socket: pipeHandlers,
     }).then(
       (s) => {
@@ -682,7 +685,6 @@ export function serveFastPath(
       seconds: ms / 1000,
     });
     rt.telemetry.stats.record(ex.direction, ex.service, ex.status, error !== undefined || ex.status >= 500, ms);
-    if (inflight === 0 && onIdle) onIdle();
   }
 
   /** The exchange is over: the upstream connection goes back to its pool, the next request starts. */
@@ -710,10 +712,11 @@ export function serveFastPath(
         u.pool.push(u);
       } else u.socket?.end();
     }
-    if (stopping) {
+    if (stopping || c.halfClosed) {
       // Ends once what is corked has been written (see the upstream data handler).
       if (c.corked) c.corked.push(END);
       else c.socket.end();
+      onIdle?.();
       return;
     }
     c.socket.timeout(options.idleTimeoutSeconds);
@@ -825,9 +828,10 @@ export function serveFastPath(
   const listener: TCPSocketListener<Client> = Bun.listen<Client>({
     hostname: host,
     port,
+    allowHalfOpen: true, // a client that half-closes after its request still gets the answer
     socket: {
       open(socket) {
-        const c: Client = { socket, peer: socket.remoteAddress, buf: null, ex: null, pipe: null, pipeQueue: null, out: [], discard: 0, corked: null, closed: false };
+        const c: Client = { socket, peer: socket.remoteAddress, buf: null, ex: null, pipe: null, pipeQueue: null, out: [], halfClosed: false, discard: 0, corked: null, closed: false };
         socket.data = c;
         clients.add(c);
         socket.timeout(options.idleTimeoutSeconds);
@@ -861,7 +865,12 @@ export function serveFastPath(
         else if (!socket.data.pipe) socket.timeout(options.idleTimeoutSeconds);
       },
       end(socket) {
-        socket.end();
+        // The client is done sending: answer what it asked, then close. A piped connection
+        // stays open until the regular engine closes it (Bun.serve drops a request whose
+        // client half-closed: passing the FIN on would lose the answer).
+        const c = socket.data;
+        c.halfClosed = true;
+        if (!c.ex && !c.pipe && !c.pipeQueue) socket.end();
       },
       close(socket) {
         const c = socket.data;
@@ -871,12 +880,16 @@ export function serveFastPath(
         const ex = c.ex;
         if (ex) {
           // The client left mid-exchange: that upstream connection cannot be reused.
-          if (!ex.answered) answered(c, ex, new MeshError("upstream_reset", "the downstream client went away"));
+          if (!ex.answered) {
+            const error = new MeshError("upstream_reset", "the downstream client went away");
+            ex.status = error.status;
+            answered(c, ex, error);
+          }
           ex.upstream?.socket?.end();
           if (ex.upstream) ex.upstream.client = null;
           c.ex = null;
         }
-        if (stopping && clients.size === 0 && onIdle) onIdle();
+        onIdle?.();
       },
       error() {},
     },
@@ -896,7 +909,9 @@ export function serveFastPath(
       for (const c of clients) if (!c.ex && !c.pipe) c.socket.end();
       if (closeActive) for (const c of clients) c.socket.terminate();
       const regularDone = regular.stop(closeActive);
-      if (inflight > 0) await new Promise<void>((r) => (onIdle = () => inflight === 0 && r()));
+      // Until every exchange has sent its whole response (the client's connection then closes).
+      const busy = () => [...clients].some((c) => c.ex !== null);
+      if (busy()) await new Promise<void>((r) => (onIdle = () => !busy() && r()));
       await regularDone;
       for (const pool of pools.values()) for (const u of pool) u.socket?.end();
     },
