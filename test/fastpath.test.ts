@@ -132,6 +132,13 @@ describe("fast path", () => {
     expect(piped).toStartWith("HTTP/1.1 403");
   });
 
+  test("bytes that cannot become a fast request are answered by the regular engine at once", async () => {
+    for (const junk of ["\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "GET / HTTP/1.1\nHost: shop\n\n"]) {
+      const answer = await raw(fast.addresses.consumer, junk, (t) => /\r\n\r\n/.test(t));
+      expect(answer).toMatch(/^HTTP\/1\.1 [45]\d\d/); // as Bun.serve answers them (400, 505)
+    }
+  });
+
   test("a 1 MB response arrives whole, and a client that leaves mid-response frees the connection", async () => {
     const big = await viaProxy(`http://${fast.addresses.consumer}`, "http://shop/big?n=1048576");
     const bytes = new Uint8Array(await big.arrayBuffer());

@@ -100,6 +100,16 @@ export interface RequestHead {
   bodyLength: number;
 }
 
+/** True when the bytes so far can start a request line ("GET ", "PATCH ", ...). */
+function startsWithMethod(buf: Uint8Array): boolean {
+  for (let i = 0; i < buf.length && i < 8; i++) {
+    const b = buf[i]!;
+    if (b === 32) return i > 0;
+    if (b < 65 || b > 90) return false;
+  }
+  return buf.length < 8;
+}
+
 /** Index just past the first CRLFCRLF in buf[from..], or -1. */
 function headEnd(buf: Uint8Array, from: number): number {
   let i = buf.indexOf(10, from);
@@ -468,7 +478,9 @@ export function serveFastPath(
       const buf = c.buf;
       const end = headEnd(buf, 0);
       if (end < 0) {
-        if (buf.length > MAX_HEAD) toPipe(c);
+        // Incomplete: wait for more, unless it cannot become a head the fast path takes (too
+        // long, bare-LF lines, not starting with a method token: the regular engine answers).
+        if (buf.length > MAX_HEAD || buf.includes("\n\n") || !startsWithMethod(buf)) toPipe(c);
         return;
       }
       const head = end <= MAX_HEAD ? parseHead(buf, 0, end) : undefined;
