@@ -366,8 +366,6 @@ interface Client {
   pipe: Socket<Pipe> | null;
   pipeQueue: Uint8Array[] | null;
   out: Uint8Array[];
-  /** The client half-closed: close once the exchange in flight has been answered. */
-  halfClosed: boolean;
   /** Body bytes of a request answered before it was all sent: read and dropped. */
   discard: number;
   /** While an upstream read is parsed: what it makes for the client, written as one send. */
@@ -512,7 +510,6 @@ export function serveFastPath(
       hostname: "127.0.0.1",
       port: regular.port,
       data: { client: c, out: [] },
-      allowHalfOpen: true,
       socket: pipeHandlers,
     }).then(
       (s) => {
@@ -724,7 +721,7 @@ export function serveFastPath(
         u.pool.push(u);
       } else u.socket?.end();
     }
-    if (stopping || c.halfClosed) {
+    if (stopping) {
       // Ends once what is corked has been written (see the upstream data handler).
       if (c.corked) c.corked.push(END);
       else c.socket.end();
@@ -840,10 +837,9 @@ export function serveFastPath(
   const listener: TCPSocketListener<Client> = Bun.listen<Client>({
     hostname: host,
     port,
-    allowHalfOpen: true, // a client that half-closes after its request still gets the answer
     socket: {
       open(socket) {
-        const c: Client = { socket, peer: socket.remoteAddress, buf: null, ex: null, pipe: null, pipeQueue: null, out: [], halfClosed: false, discard: 0, corked: null, closed: false };
+        const c: Client = { socket, peer: socket.remoteAddress, buf: null, ex: null, pipe: null, pipeQueue: null, out: [], discard: 0, corked: null, closed: false };
         socket.data = c;
         clients.add(c);
         socket.timeout(options.idleTimeoutSeconds);
@@ -877,12 +873,9 @@ export function serveFastPath(
         else if (!socket.data.pipe) socket.timeout(options.idleTimeoutSeconds);
       },
       end(socket) {
-        // The client is done sending: answer what it asked, then close. A piped connection
-        // stays open until the regular engine closes it (Bun.serve drops a request whose
-        // client half-closed: passing the FIN on would lose the answer).
-        const c = socket.data;
-        c.halfClosed = true;
-        if (!c.ex && !c.pipe && !c.pipeQueue) socket.end();
+        // A client's FIN ends the connection and cancels what is in flight, as nginx does by
+        // default and as the regular engines do (a client that only half-closes loses its answer).
+        socket.end();
       },
       close(socket) {
         const c = socket.data;
