@@ -12,7 +12,7 @@ import { DEFAULT_GRPC_ADDRESS } from "./listeners/ingressSchema.ts";
 import { providerHandler } from "./listeners/provider.ts";
 import type { Runtime } from "./listeners/runtime.ts";
 import { boundAddress, serveHttp, type FastPath, type Listener } from "./listeners/serve.ts";
-import { consumerDirector, providerDirector, serveFastPath, type Director } from "./listeners/fastpath.ts";
+import { consumerDirector, fastPathUseful, providerDirector, serveFastPath, type Director } from "./listeners/fastpath.ts";
 import { routeRulesOf } from "./handlers/router/index.ts";
 import { buildPipeline, staticEndpoints } from "./pipeline/build.ts";
 import { StateStore } from "./pipeline/store.ts";
@@ -89,8 +89,8 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
   const grpcListeners: GrpcListener[] = [];
   const tls = config.listen.tls ?? {};
   /** The fast path in front of a listener (listen.fastPath; serveHttp leaves it out with TLS). */
-  const fastPath = (direct: Director): FastPath | undefined =>
-    config.listen.fastPath
+  const fastPath = (direct: Director, side: "consumer" | "provider"): FastPath | undefined =>
+    config.listen.fastPath === true || (config.listen.fastPath === "auto" && fastPathUseful(config, side))
       ? { start: (host, port, regular, peers) => serveFastPath(host, port, rt, direct, regular, peers, { idleTimeoutSeconds: Math.min(255, Math.ceil(config.listen.idleTimeout / 1000)) }) }
       : undefined;
 
@@ -100,12 +100,12 @@ export function startMesher(config: ResolvedConfig, options: MesherOptions = {})
         ...opts,
         tls: tls.consumer,
         connect: servesConnect(config.listen.connect, config.egress) ? consumerConnect(rt) : undefined,
-      }, fastPath(consumerDirector(rt, clusters)));
+      }, fastPath(consumerDirector(rt, clusters), "consumer"));
       servers.push(consumer);
       addresses.consumer = boundAddress(consumer);
     }
     if (config.listen.provider) {
-      const provider = serveHttp(config.listen.provider, providerHandler(rt), { ...opts, tls: tls.provider }, fastPath(providerDirector(rt)));
+      const provider = serveHttp(config.listen.provider, providerHandler(rt), { ...opts, tls: tls.provider }, fastPath(providerDirector(rt), "provider"));
       servers.push(provider);
       addresses.provider = boundAddress(provider);
     }

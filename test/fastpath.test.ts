@@ -6,6 +6,8 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
+import { resolveConfig } from "../src/config/resolve.ts";
+import { fastPathUseful } from "../src/listeners/fastpath.ts";
 import { curl, startApp, startSidecar, twoSidecars, viaProxy } from "./helpers.ts";
 
 let releaseSlow: () => void = () => {};
@@ -251,3 +253,22 @@ async function metric(admin: string, prefix: string): Promise<number> {
   const line = text.split("\n").find((l) => l.startsWith(prefix));
   return Number(line?.split(" ").pop() ?? 0);
 }
+
+describe('listen.fastPath: "auto"', () => {
+  const useful = (c: Parameters<typeof resolveConfig>[0], side: "consumer" | "provider") => fastPathUseful(resolveConfig(c), side);
+  test("on for a plain config, off where nothing would take it", () => {
+    const base = { service: { name: "me" }, services: { shop: { endpoints: ["127.0.0.1:1"] } } };
+    expect(resolveConfig(base).listen.fastPath).toBe("auto");
+    expect(useful(base, "consumer")).toBe(true);
+    expect(useful(base, "provider")).toBe(true);
+    // A policy on one service leaves the others fast.
+    expect(useful({ ...base, services: { shop: { endpoints: ["127.0.0.1:1"], retry: { attempts: 2 } } } }, "consumer")).toBe(true);
+    // A default every service inherits, tracing, the access log, a custom chain: nothing is fast.
+    expect(useful({ ...base, retry: { attempts: 2 } }, "consumer")).toBe(false);
+    expect(useful({ ...base, loadBalancer: { kind: "random" } }, "consumer")).toBe(false);
+    expect(useful({ ...base, accessLog: { enabled: true } }, "consumer")).toBe(false);
+    expect(useful({ ...base, accessLog: { enabled: true } }, "provider")).toBe(false);
+    expect(useful({ ...base, chains: { consumer: ["router", "loadBalance", "transport"] } }, "consumer")).toBe(false);
+    expect(useful({ ...base, retry: { attempts: 2 } }, "provider")).toBe(true);
+  });
+});

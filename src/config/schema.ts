@@ -99,10 +99,10 @@ const ListenSchema = v.strictObject({
   ),
   fastPath: v.optional(
     v.pipe(
-      v.boolean(),
-      d("relay requests whose chain has nothing to do (consumer: no routes, policies, tracing or access log for the service; provider: no rate limit, tracing or access log; no body or a Content-Length one) over raw sockets, without Request/Response objects; everything else is served by the regular engine behind it. false: the regular engine only. Not on a listener with TLS; a change needs a restart"),
+      v.union([v.boolean(), v.literal("auto")], 'true, false or "auto"'),
+      d('relay requests whose chain has nothing to do (consumer: no routes, policies, tracing or access log for the service; provider: no rate limit, tracing or access log; no body or a Content-Length one) over raw sockets, without Request/Response objects; everything else goes to the regular engine behind it, one loopback hop further. "auto": on unless the config sends nothing its way (tracing or access log on, a custom chain, a default policy every service inherits); false: the regular engine only. Not on a listener with TLS; a change needs a restart'),
     ),
-    true,
+    "auto",
   ),
   tls: v.optional(v.pipe(ListenTlsSchema, d("serve TLS on these listeners"))),
   ...edgeListenEntries(Address),

@@ -21,6 +21,7 @@
  * engine. Once a connection has been piped it stays piped.
  */
 import type { Socket, TCPSocketListener } from "bun";
+import type { ResolvedConfig } from "../config/schema.ts";
 import type { Pipeline } from "../pipeline/build.ts";
 import { IDENTITY_HEADER } from "../pipeline/build.ts";
 import { DEFAULT_CHAINS } from "../handlers/index.ts";
@@ -56,13 +57,29 @@ const plans = new WeakMap<Pipeline, { ok: boolean; services: Map<string, string 
 
 function planOf(pipeline: Pipeline) {
   let p = plans.get(pipeline);
-  if (!p) {
-    const c = pipeline.config;
-    const overridden = [...DEFAULT_CHAINS.consumer].some((h) => c.handlers[h] !== undefined);
-    const ok = !c.chains.consumer && !overridden && !c.tracing && !c.accessLog?.enabled;
-    plans.set(pipeline, (p = { ok, services: new Map() }));
-  }
+  if (!p) plans.set(pipeline, (p = { ok: chainIsQuiet(pipeline.config, "consumer"), services: new Map() }));
   return p;
+}
+
+/** The side's chain is the default one and nothing records per request beyond metrics. */
+function chainIsQuiet(c: ResolvedConfig, side: "consumer" | "provider"): boolean {
+  const overridden = [...DEFAULT_CHAINS[side]].some((h) => c.handlers[h] !== undefined);
+  return !c.chains[side] && !overridden && !c.tracing && !c.accessLog?.enabled && (side === "consumer" || !c.rateLimit?.provider);
+}
+
+/**
+ * `listen.fastPath: "auto"`: whether the fast path in front of a listener would carry
+ * anything. A request it cannot take costs an extra loopback hop to the regular engine (~10 µs,
+ * ~25% of such a request: bench/NOTES.md), so "auto" leaves it out when the config sends
+ * nothing its way: tracing or the access log on, a custom chain, or (consumer) a default
+ * policy every service inherits (rate limit, timeout, retry, circuit breaker, outlier
+ * detection, a balancer other than round robin).
+ */
+export function fastPathUseful(c: ResolvedConfig, side: "consumer" | "provider"): boolean {
+  if (!chainIsQuiet(c, side)) return false;
+  if (side === "provider") return true;
+  const lb = c.loadBalancer;
+  return !c.rateLimit?.consumer && !c.timeout && !c.retry && !c.circuitBreaker && !c.outlierDetection && (!lb || lb.kind === "roundRobin");
 }
 
 /** The canonical name of `name` when its calls can take the fast path, else null. */
@@ -266,9 +283,7 @@ export function providerDirector(rt: Runtime): Director {
     const pipeline = rt.pipeline;
     let ok = plans.get(pipeline);
     if (ok === undefined) {
-      const c = pipeline.config;
-      const overridden = [...DEFAULT_CHAINS.provider].some((h) => c.handlers[h] !== undefined);
-      plans.set(pipeline, (ok = !c.chains.provider && !overridden && !c.tracing && !c.accessLog?.enabled && !c.rateLimit?.provider));
+      plans.set(pipeline, (ok = chainIsQuiet(pipeline.config, "provider")));
     }
     if (!ok || head.bodyLength > pipeline.config.maxRequestBodySize) return undefined;
     let via = "";
