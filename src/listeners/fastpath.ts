@@ -117,6 +117,20 @@ export interface RequestHead {
   bodyLength: number;
 }
 
+/** Writes queued bytes until the socket is full; true when the queue is empty. */
+function flush(socket: { write(data: Uint8Array): number }, queue: Uint8Array[]): boolean {
+  while (queue.length) {
+    const d = queue[0]!;
+    const n = socket.write(d);
+    if (n < d.byteLength) {
+      queue[0] = d.slice(Math.max(0, n));
+      return false;
+    }
+    queue.shift();
+  }
+  return true;
+}
+
 /** True when the bytes so far can start a request line ("GET ", "PATCH ", ...). */
 function startsWithMethod(buf: Uint8Array): boolean {
   for (let i = 0; i < buf.length && i < 8; i++) {
@@ -455,15 +469,7 @@ export function serveFastPath(
   }
 
   function drain(c: Client): void {
-    while (c.out.length) {
-      const d = c.out[0]!;
-      const n = c.socket.write(d);
-      if (n < d.byteLength) {
-        c.out[0] = d.slice(Math.max(0, n));
-        return;
-      }
-      c.out.shift();
-    }
+    if (!flush(c.socket, c.out)) return;
     const up = c.ex?.upstream;
     if (up?.paused) {
       up.paused = false;
@@ -543,14 +549,7 @@ export function serveFastPath(
       write(s.data.client, chunk); // pauses the pipe while the client cannot take more
     },
     drain(s: Socket<Pipe>) {
-      const p = s.data;
-      while (p.out.length) {
-        const d = p.out[0]!;
-        const n = s.write(d);
-        if (n < d.byteLength) return void (p.out[0] = d.slice(Math.max(0, n)));
-        p.out.shift();
-      }
-      p.client.socket.resume();
+      if (flush(s, s.data.out)) s.data.client.socket.resume();
     },
     close(s: Socket<Pipe>) {
       peers.delete(s.localPort);
@@ -826,14 +825,7 @@ export function serveFastPath(
       }
     },
     drain(s: Socket<Upstream>) {
-      const u = s.data;
-      while (u.out.length) {
-        const d = u.out[0]!;
-        const n = s.write(d);
-        if (n < d.byteLength) return void (u.out[0] = d.slice(Math.max(0, n)));
-        u.out.shift();
-      }
-      u.client?.socket.resume();
+      if (flush(s, s.data.out)) s.data.client?.socket.resume();
     },
     timeout(s: Socket<Upstream>) {
       // Idle in the pool: closed. Busy (a slow or streaming response): not a timeout, re-armed.
