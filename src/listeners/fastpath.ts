@@ -29,7 +29,7 @@ import { serviceSetting } from "../handlers/settings.ts";
 import { errorResponse, MeshError } from "../pipeline/errors.ts";
 import { isAvailable, makeEndpoint, splitAddress, type Cluster, type Endpoint } from "../upstream/cluster.ts";
 import type { ClusterManager } from "../upstream/clusters.ts";
-import { ResponseParser, type ResponseHead } from "../upstream/h1/parser.ts";
+import { headerLines, ResponseParser, type ResponseHead } from "../upstream/h1/parser.ts";
 import { HOP_BY_HOP, parseHost } from "../upstream/http.ts";
 import { VIA_HEADER, viaContains } from "./handle.ts";
 import { localPort } from "./provider.ts";
@@ -599,6 +599,7 @@ export function serveFastPath(
       out: [],
     };
     u.parser = new ResponseParser(sinkOf(u));
+    u.parser.lean = true; // the head goes on as received unless it has hop-by-hop headers
     const { host: hostname, port } = splitAddress(e.address);
     u.socket = await Bun.connect<Upstream>({ hostname, port, data: u, socket: upstreamHandlers });
     return u;
@@ -644,20 +645,17 @@ export function serveFastPath(
         u.closeDelimited = head.framing === "close";
         ex.chunked = head.framing === "chunked" || head.framing === "close";
         ex.status = head.status;
-        const h = head.headers;
-        let named: Set<string> | undefined;
-        let hop = false;
-        for (let i = 0; i < h.length; i += 2) {
-          const n = h[i]!.toLowerCase();
-          if (HOP.has(n)) hop = true;
-          if (n === "connection") for (const t of h[i + 1]!.split(",")) (named ??= new Set()).add(t.trim().toLowerCase());
-        }
-        if (!hop && !ex.chunked && head.raw[7] === 49 /* HTTP/1.1 */) {
+        if (!head.hopByHop && !ex.chunked && head.raw[7] === 49 /* HTTP/1.1 */) {
           // Nothing to take out: the head goes on as the app wrote it (with the body bytes
           // read with it, one contiguous write).
           write(c, head.raw);
           ex.answered = true;
           return answered(c, ex, undefined);
+        }
+        const h = headerLines(head.raw);
+        let named: Set<string> | undefined;
+        for (let i = 0; i < h.length; i += 2) {
+          if (h[i]!.toLowerCase() === "connection") for (const t of h[i + 1]!.split(",")) (named ??= new Set()).add(t.trim().toLowerCase());
         }
         let out = `HTTP/1.1 ${head.status} ${head.statusText}\r\n`;
         for (let i = 0; i < h.length; i += 2) {

@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { ParseError, ResponseParser, type ResponseHead } from "./parser.ts";
+import { headerLines, ParseError, ResponseParser, type ResponseHead } from "./parser.ts";
 
 /** Feeds `parts` to a parser and records what it reported. */
-function parse(parts: (string | Uint8Array)[], opts: { noBody?: boolean; finish?: boolean } = {}) {
+function parse(parts: (string | Uint8Array)[], opts: { noBody?: boolean; finish?: boolean; lean?: boolean } = {}) {
   const heads: ResponseHead[] = [];
   const bodies: string[] = [];
   let body: number[] = [];
@@ -17,6 +17,7 @@ function parse(parts: (string | Uint8Array)[], opts: { noBody?: boolean; finish?
     },
   });
   p.noBody = opts.noBody ?? false;
+  p.lean = opts.lean ?? false;
   for (const part of parts) p.execute(typeof part === "string" ? Buffer.from(part, "latin1") : part);
   if (opts.finish) p.finish();
   return { heads, bodies, ends, parser: p };
@@ -123,5 +124,23 @@ describe("ResponseParser", () => {
     p.execute(Buffer.concat([head, body.subarray(0, 100)]));
     p.execute(body.subarray(100));
     expect(new Uint8Array(got)).toEqual(body);
+  });
+
+  test("lean: framing and hop-by-hop only, the raw head as received; headerLines reads it when needed", () => {
+    const head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nX-Long-Header-Name: v\r\n\r\n";
+    const lean = parse([head + "ok"], { lean: true });
+    expect(lean.heads[0]).toMatchObject({ status: 200, headers: [], hopByHop: false, framing: "length" });
+    expect(Buffer.from(lean.heads[0]!.raw).toString("latin1")).toBe(head);
+    expect(lean.bodies).toEqual(["ok"]);
+    for (const hop of ["Connection: close", "Keep-Alive: timeout=5", "TE: trailers", "Upgrade: h2c", "Proxy-Connection: x"]) {
+      const r = parse([`HTTP/1.1 200 OK\r\n${hop}\r\nContent-Length: 0\r\n\r\n`], { lean: true });
+      expect(r.heads[0]!.hopByHop).toBe(true);
+    }
+    const chunked = parse(["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"], { lean: true });
+    expect(chunked.heads[0]).toMatchObject({ framing: "chunked", hopByHop: true });
+    expect(chunked.bodies).toEqual(["ok"]);
+    expect(headerLines(Buffer.from(head, "latin1"))).toEqual(["Content-Type", "text/plain", "Content-Length", "2", "X-Long-Header-Name", "v"]);
+    // Not lean: every header, and the same flag.
+    expect(parse([head + "ok"]).heads[0]).toMatchObject({ hopByHop: false, headers: ["Content-Type", "text/plain", "Content-Length", "2", "X-Long-Header-Name", "v"] });
   });
 });

@@ -9,12 +9,16 @@
  * llhttp is not reachable from Bun. A response parser with these three framings is small.
  */
 
+import { HOP_BY_HOP } from "../http.ts";
+
 /** What the parser hands on when a response's header block is complete. */
 export interface ResponseHead {
   status: number;
   statusText: string;
-  /** [name, value, name, value, ...]; names as received, values as latin1 strings. */
+  /** [name, value, name, value, ...]; names as received, values as latin1 strings (empty when the parser is `lean`). */
   headers: string[];
+  /** A hop-by-hop header is among them (RFC 9110 §7.6.1: Connection, Keep-Alive, TE, ...). */
+  hopByHop: boolean;
   /** The connection may carry another request after this response. */
   keepAlive: boolean;
   /** The header block as received (status line through the blank line): a view, valid during onHead. */
@@ -59,6 +63,11 @@ export class ResponseParser {
   #remaining = 0;
   /** The request in flight was HEAD: its response has no body whatever the headers say. */
   noBody = false;
+  /**
+   * Leave `headers` empty: only the framing and `hopByHop` are read (the fast path passes the
+   * head on as received, and reads the lines with `headerLines` in the rare case it must not).
+   */
+  lean = false;
 
   constructor(private readonly sink: ParserSink) {}
 
@@ -189,6 +198,8 @@ export class ResponseParser {
     const statusText = statusLine.length > 13 ? statusLine.slice(13) : "";
 
     const headers: string[] = [];
+    const lean = this.lean;
+    let hopByHop = false;
     let contentLength = -1;
     let chunked = false;
     let close = http10;
@@ -199,11 +210,17 @@ export class ResponseParser {
       if (nl < 0) nl = stop;
       const colon = text.indexOf(":", pos);
       if (colon < 0 || colon > nl || colon === pos) throw new ParseError(`bad header line "${text.slice(pos, Math.min(nl, pos + 40))}"`);
+      const length = colon - pos;
+      // Only the framing and hop-by-hop headers matter here; compare by length first (cheap).
+      if (lean && !INTERESTING_LENGTH[length]) {
+        pos = nl + 2;
+        continue;
+      }
       const name = text.slice(pos, colon);
       const value = text.slice(colon + 1, nl).trim();
-      headers.push(name, value);
-      // Only the framing headers matter here; compare by length first (cheap).
-      switch (name.length) {
+      if (!lean) headers.push(name, value);
+      if (HOP_LENGTH[length] && HOP_NAMES.has(name.toLowerCase())) hopByHop = true;
+      switch (length) {
         case 14:
           if (name.toLowerCase() === "content-length") {
             const n = Number(value);
@@ -234,7 +251,7 @@ export class ResponseParser {
     let framing: ResponseHead["framing"];
     if (status < 200) {
       // An interim response (100 Continue, 103 Early Hints): no body; the real one follows.
-      this.sink.onHead({ status, statusText, headers, raw: buf.subarray(start, end), keepAlive: true, framing: "none", contentLength: 0 });
+      this.sink.onHead({ status, statusText, headers, hopByHop, raw: buf.subarray(start, end), keepAlive: true, framing: "none", contentLength: 0 });
       return end;
     }
     if (this.noBody || status === 204 || status === 304) framing = "none";
@@ -242,7 +259,7 @@ export class ResponseParser {
     else if (contentLength >= 0) framing = contentLength === 0 ? "none" : "length";
     else framing = "close";
     if (framing === "close") close = true;
-    this.sink.onHead({ status, statusText, headers, raw: buf.subarray(start, end), keepAlive: !close, framing, contentLength: Math.max(0, contentLength) });
+    this.sink.onHead({ status, statusText, headers, hopByHop, raw: buf.subarray(start, end), keepAlive: !close, framing, contentLength: Math.max(0, contentLength) });
     switch (framing) {
       case "none":
         this.#end();
@@ -259,6 +276,29 @@ export class ResponseParser {
     }
     return end;
   }
+}
+
+const HOP_NAMES = new Set(HOP_BY_HOP);
+/** By name length: hop-by-hop names, and those plus the framing headers (content-length). */
+const HOP_LENGTH: boolean[] = [];
+for (const n of HOP_NAMES) HOP_LENGTH[n.length] = true;
+const INTERESTING_LENGTH: boolean[] = [...HOP_LENGTH];
+INTERESTING_LENGTH[14] = true;
+
+/** The header lines of a head as [name, value, ...] (for a `lean` parser's head). */
+export function headerLines(raw: Uint8Array): string[] {
+  const text = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("latin1");
+  const out: string[] = [];
+  let pos = text.indexOf("\r\n") + 2;
+  const stop = text.length - 2;
+  while (pos < stop) {
+    let nl = text.indexOf("\r\n", pos);
+    if (nl < 0) nl = stop;
+    const colon = text.indexOf(":", pos);
+    out.push(text.slice(pos, colon), text.slice(colon + 1, nl).trim());
+    pos = nl + 2;
+  }
+  return out;
 }
 
 /** Index just past the first CRLFCRLF at or after `from`, or -1. */
