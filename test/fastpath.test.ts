@@ -8,7 +8,9 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
 import { resolveConfig } from "../src/config/resolve.ts";
 import { fastPathUseful } from "../src/listeners/fastpath.ts";
+import { waitFor } from "./etcdServer.ts";
 import { curl, startApp, startSidecar, twoSidecars, viaProxy } from "./helpers.ts";
+import { memoryRegistry } from "./memoryRegistry.ts";
 
 let releaseSlow: () => void = () => {};
 let slowStarted: () => void = () => {};
@@ -253,6 +255,27 @@ async function metric(admin: string, prefix: string): Promise<number> {
   const line = text.split("\n").find((l) => l.startsWith(prefix));
   return Number(line?.split(" ").pop() ?? 0);
 }
+
+describe("fast path and discovery", () => {
+  test("a service found through the registry after start takes the fast path once known", async () => {
+    const registry = memoryRegistry();
+    const provider = startSidecar({ service: { name: "stock", ports: { http: app.port! } }, listen: { provider: "127.0.0.1:0" }, registry });
+    const caller = startSidecar({ service: { name: "web" }, registry });
+    try {
+      await waitFor("stock registered", async () => (await registry.list("stock")).length === 1);
+      const first = await viaProxy(`http://${caller.addresses.consumer}`, "http://stock/a");
+      expect(first.status).toBe(200); // the regular path asked the registry
+      await first.text();
+      const admin = caller.addresses.admin!;
+      const before = await metric(admin, "mesher_fast_path_requests_total");
+      const second = await curl(["-s", "-x", caller.addresses.consumer, "http://stock/b"]);
+      expect(second.body).toContain('"path":"/b"');
+      expect(await metric(admin, "mesher_fast_path_requests_total")).toBe(before + 1);
+    } finally {
+      await Promise.all([provider.stop(), caller.stop()]);
+    }
+  });
+});
 
 describe('listen.fastPath: "auto"', () => {
   const useful = (c: Parameters<typeof resolveConfig>[0], side: "consumer" | "provider") => fastPathUseful(resolveConfig(c), side);

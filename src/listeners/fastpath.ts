@@ -88,17 +88,17 @@ function fastService(pipeline: Pipeline, clusters: ClusterManager, name: string)
   if (!plan.ok) return null;
   let s = plan.services.get(name);
   if (s !== undefined) return s;
-  s = null;
+  // Not known (yet): the regular path asks discovery; once the cluster exists, it is decided here.
   const canonical = clusters.canonicalName(name);
-  if (canonical) {
-    const c = pipeline.config;
-    const svc = c.services[canonical];
-    const quiet = (["rateLimit", "fault", "circuitBreaker", "timeout", "retry", "outlierDetection"] as const).every(
-      (k) => serviceSetting(c, k)(canonical) === undefined,
-    );
-    const lb = serviceSetting(c, "loadBalancer")(canonical);
-    if (quiet && !svc?.routes.length && !svc?.tls && (!lb || lb.kind === "roundRobin")) s = canonical;
-  }
+  if (!canonical) return null;
+  const c = pipeline.config;
+  const svc = c.services[canonical];
+  const quiet = (["rateLimit", "fault", "circuitBreaker", "timeout", "retry", "outlierDetection"] as const).every(
+    (k) => serviceSetting(c, k)(canonical) === undefined,
+  );
+  const lb = serviceSetting(c, "loadBalancer")(canonical);
+  s = quiet && !svc?.routes.length && !svc?.tls && (!lb || lb.kind === "roundRobin") ? canonical : null;
+  if (plan.services.size >= 4096) plan.services.clear(); // names as clients spell them: bounded
   plan.services.set(name, s);
   return s;
 }
