@@ -34,6 +34,7 @@ import { HOP_BY_HOP, parseHost } from "../upstream/http.ts";
 import { VIA_HEADER, viaContains } from "./handle.ts";
 import { localPort } from "./provider.ts";
 import type { Runtime } from "./runtime.ts";
+import type { RequestSeries } from "../telemetry/metrics.ts";
 import type { Bound } from "./serve.ts";
 
 /** Longest request head taken on the fast path (longer ones go to the regular engine). */
@@ -228,16 +229,33 @@ export function consumerDirector(rt: Runtime, clusters: ClusterManager): Directo
   }
 
   /** The exchange for a fast request, or undefined when the request is not for the fast path. */
+  /** Per config, Host as sent -> the fast service and port it names (only hosts that are fast). */
+  const hosts = new WeakMap<Pipeline, Map<string, { service: string; port: string | undefined }>>();
+  /** Decides a Host: the service and port when its calls can take the fast path. */
+  function destination(pipeline: Pipeline, host: string): { service: string; port: string | undefined } | undefined {
+    let known = hosts.get(pipeline);
+    if (!known) hosts.set(pipeline, (known = new Map()));
+    const hit = known.get(host);
+    if (hit) return hit;
+    const parsed = parseHost(host);
+    if (!parsed) return undefined;
+    const [name, port] = parsed;
+    if (rt.selfAddresses.has(host.toLowerCase())) return undefined;
+    if (pipeline.egressTable.match(name.toLowerCase(), port ? Number(port) : undefined, "http")) return undefined;
+    const service = fastService(pipeline, clusters, name);
+    if (!service) return undefined; // not cached: discovery may make it known later
+    const d = { service, port };
+    if (known.size >= 4096) known.clear(); // hosts as clients spell them: bounded
+    known.set(host, d);
+    return d;
+  }
+
   return (head, peer) => {
     const pipeline = rt.pipeline;
     if (head.bodyLength > pipeline.config.maxRequestBodySize) return undefined; // the regular engine answers 413
-    const parsed = parseHost(head.host);
-    if (!parsed) return undefined;
-    const [name, port] = parsed;
-    if (rt.selfAddresses.has(head.host.toLowerCase())) return undefined;
-    if (pipeline.egressTable.match(name.toLowerCase(), port ? Number(port) : undefined, "http")) return undefined;
-    const service = fastService(pipeline, clusters, name);
-    if (!service) return undefined;
+    const d = destination(pipeline, head.host);
+    if (!d) return undefined;
+    const { service, port } = d;
     const cluster = clusters.get(service);
     if (!cluster) return undefined;
     const now = Date.now();
@@ -445,6 +463,7 @@ export function serveFastPath(
   const pools = new Map<string, Upstream[]>();
   let inflight = 0;
   let stopping = false;
+  const lastSeries = new WeakMap<Endpoint, { pipeline: Pipeline; service: string; status: number; direction: string; version: string; series: RequestSeries }>();
   let onIdle: (() => void) | null = null;
 
   // ---- client side
@@ -693,18 +712,24 @@ export function serveFastPath(
     rt.inflight--;
     ex.endpoint.active--;
     const ms = performance.now() - ex.start;
-    const self = rt.pipeline.config.service;
-    rt.metrics.observe({
-      direction: ex.direction,
-      service: ex.service,
-      app: self.app,
-      version: ex.version,
-      route: ex.route,
-      endpoint: ex.endpoint.address,
-      status: ex.status,
-      errorCode: error?.code ?? "",
-      seconds: ms / 1000,
-    });
+    const pipeline = rt.pipeline;
+    // The series of the last request to this endpoint, when this one has the same labels.
+    let last = lastSeries.get(ex.endpoint);
+    if (!last || last.pipeline !== pipeline || last.service !== ex.service || last.status !== ex.status || error || last.direction !== ex.direction || last.version !== ex.version) {
+      const series = rt.metrics.series({
+        direction: ex.direction,
+        service: ex.service,
+        app: pipeline.config.service.app,
+        version: ex.version,
+        route: ex.route,
+        endpoint: ex.endpoint.address,
+        status: ex.status,
+        errorCode: error?.code ?? "",
+      });
+      last = { pipeline, service: ex.service, status: ex.status, direction: ex.direction, version: ex.version, series };
+      if (!error) lastSeries.set(ex.endpoint, last);
+    }
+    rt.metrics.count(last.series, ex.status, ms / 1000);
     rt.telemetry.stats.record(ex.direction, ex.service, ex.status, error !== undefined || ex.status >= 500, ms);
   }
 

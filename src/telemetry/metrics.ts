@@ -18,6 +18,7 @@ const LABELS = ["service_name", "app", "version"] as const;
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /** Every series one kind of request moves, found once per label combination. */
+export type RequestSeries = Bound;
 interface Bound {
   requests: CounterSeries;
   successes: CounterSeries;
@@ -112,11 +113,20 @@ export class Metrics {
    * request from the listener (runChain).
    */
   observe(r: RequestRecord): void {
-    const status = r.status;
-    const statusClass = STATUS_CLASS[Math.floor(status / 100)] ?? `${Math.floor(status / 100)}xx`;
+    this.count(this.series(r), r.status, r.seconds);
+  }
+
+  /** The series a request with these labels moves (a caller may keep it for the next such request). */
+  series(r: Omit<RequestRecord, "seconds">): RequestSeries {
+    const statusClass = STATUS_CLASS[Math.floor(r.status / 100)] ?? `${Math.floor(r.status / 100)}xx`;
     const key = `${r.direction}\u0000${r.service}\u0000${r.app}\u0000${r.version}\u0000${r.route}\u0000${r.endpoint}\u0000${statusClass}\u0000${r.errorCode}`;
     let b = this.#bound.get(key);
     if (!b) this.#bound.set(key, (b = this.#bind(r, statusClass)));
+    return b;
+  }
+
+  /** Counts one request in series found by `series` for the same status. */
+  count(b: RequestSeries, status: number, seconds: number): void {
     b.requests.value++;
     if (status >= 200 && status <= 226) b.successes.value++;
     else if (status >= 400 && status <= 451) {
@@ -126,12 +136,12 @@ export class Metrics {
       b.failures.value++;
       b.s5xx.value++;
     }
-    this.#latency.observe(b.latency, r.seconds);
+    this.#latency.observe(b.latency, seconds);
     b.hopRequests.value++;
-    this.#hopLatency.observe(b.hopLatency, r.seconds);
+    this.#hopLatency.observe(b.hopLatency, seconds);
   }
 
-  #bind(r: RequestRecord, statusClass: string): Bound {
+  #bind(r: Omit<RequestRecord, "seconds">, statusClass: string): Bound {
     const l = [r.service, r.app, r.version] as const;
     return {
       requests: this.#requests.labels(...l),
