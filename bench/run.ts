@@ -20,10 +20,12 @@ const HELP = `bun run bench [-- options]
   --threads N       wrk threads (default 1)
   --rate R          fixed-rate mode: requests/s (default 3000; 0 skips the mode)
   --fixed S         seconds per fixed-rate measurement (default 5)
-  --rows LIST       rows to run, comma list of direct,one,two,nginx (default) and one-fetch,
-                    two-fetch (Bun's fetch as the upstream client: MESHER_UPSTREAM_CLIENT=fetch),
+  --rows LIST       rows to run, comma list of direct,one,two,nginx (default) and
+                    one-regular, two-regular (the regular engine only: listen.fastPath false),
+                    one-fetch, two-fetch (regular engine with Bun's fetch as the upstream
+                    client: MESHER_UPSTREAM_CLIENT=fetch),
                     one-200 (one hop to a service of 200 endpoints, all served by the app),
-                    one-bunserve (consumer port on Bun.serve: listen.connect false)
+                    one-bunserve (regular engine on Bun.serve: listen.connect false)
   --path P          request path: / (hello world, default), /bytes/1024, /bytes/1048576 ...
   --soak S          instead of the table: S seconds at half the 1-hop capacity (or --rate if
                     given) through one mesher hop, 5% of clients leaving mid-response; prints
@@ -103,7 +105,7 @@ if (wanted.has("one-bunserve")) {
   // The consumer port on Bun.serve (listen.connect: false; no HTTPS_PROXY/CONNECT) instead of node:http.
   const fast = await startMesher("one-bunserve", dir, {
     service: { name: "bench" },
-    listen: { consumer: "127.0.0.1:0", admin: false, connect: false },
+    listen: { consumer: "127.0.0.1:0", admin: false, connect: false, fastPath: false },
     services: { app: { endpoints: [app.address] } },
   }, profArgs);
   row("one-bunserve", "mesher, 1 hop, connect: false", fast.address, "app", [fast]);
@@ -117,29 +119,39 @@ if (wanted.has("one-200")) {
   }, profArgs);
   row("one-200", `mesher, 1 hop, ${endpoints.length} endpoints`, many.address, "app", [many]);
 }
+if (wanted.has("one-regular")) {
+  // The same hop without the fast path: what a request with routes or policies goes through.
+  const regular = await startMesher("one-regular", dir, {
+    service: { name: "bench" },
+    listen: { consumer: "127.0.0.1:0", admin: false, fastPath: false },
+    services: { app: { endpoints: [app.address] } },
+  }, profArgs);
+  row("one-regular", "mesher, 1 hop, regular engine", regular.address, "app", [regular]);
+}
 if (wanted.has("one-fetch")) {
-  // The same hop with Bun's fetch as the upstream client (the pre-pool transport), to compare.
+  // The regular engine with Bun's fetch as the upstream client (the pre-pool transport), to compare.
   const oneFetch = await startMesher("one-fetch", dir, {
     service: { name: "bench" },
-    listen: { consumer: "127.0.0.1:0", admin: false },
+    listen: { consumer: "127.0.0.1:0", admin: false, fastPath: false },
     services: { app: { endpoints: [app.address] } },
   }, profArgs, { MESHER_UPSTREAM_CLIENT: "fetch" });
   row("one-fetch", "mesher, 1 hop, fetch client", oneFetch.address, "app", [oneFetch]);
 }
-for (const fetchClient of [false, true]) {
-  const key = fetchClient ? "two-fetch" : "two";
+for (const key of ["two", "two-regular", "two-fetch"] as const) {
   if (!wanted.has(key)) continue;
-  const env: Record<string, string> = fetchClient ? { MESHER_UPSTREAM_CLIENT: "fetch" } : {};
+  const env: Record<string, string> = key === "two-fetch" ? { MESHER_UPSTREAM_CLIENT: "fetch" } : {};
+  const fastPath = key === "two" ? "auto" : false;
   const provider = await startMesher(`${key}-provider`, dir, {
     service: { name: "app", ports: { http: Number(app.address.split(":")[1]) } },
-    listen: { consumer: "127.0.0.1:0", provider: "127.0.0.1:0", admin: false },
+    listen: { consumer: "127.0.0.1:0", provider: "127.0.0.1:0", admin: false, fastPath },
   }, profArgs, env);
   const consumer = await startMesher(`${key}-consumer`, dir, {
     service: { name: "bench" },
-    listen: { consumer: "127.0.0.1:0", admin: false },
+    listen: { consumer: "127.0.0.1:0", admin: false, fastPath },
     services: { app: { endpoints: [provider.extra.provider] } },
   }, profArgs, env);
-  row(key, fetchClient ? "mesher, 2 hops, fetch client" : "mesher, 2 hops", consumer.address, "app", [consumer, provider]);
+  const label = { two: "mesher, 2 hops", "two-regular": "mesher, 2 hops, regular engine", "two-fetch": "mesher, 2 hops, fetch client" }[key];
+  row(key, label, consumer.address, "app", [consumer, provider]);
 }
 if (wanted.has("nginx")) {
   const nginx = await startNginx(dir, app.address);
