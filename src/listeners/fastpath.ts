@@ -1,8 +1,8 @@
 /**
- * The consumer port's fast path (`listen.fastPath`): a request whose consumer chain has
- * nothing to do is relayed over raw sockets, head rewritten as the regular path would, body
+ * The fast path of the consumer and provider ports (`listen.fastPath`): a request whose chain
+ * has nothing to do is relayed over raw sockets, head rewritten as the regular path would, body
  * bytes passed through, without building a Request, Headers or Response. Everything else (a
- * request with a body, an upgrade, CONNECT, egress, errors, a service with routes, policies,
+ * chunked upload, an upgrade, CONNECT, egress, errors, a service with routes, policies,
  * tracing or an access log...) is piped byte for byte to the regular engine (Bun.serve or
  * node:http) listening on a private loopback port, so its behaviour is the regular one.
  *
@@ -11,11 +11,13 @@
  * socket relay ~25 µs (nginx ~32 µs).
  *
  * A request is fast when: HTTP/1.1, method GET, HEAD, OPTIONS, DELETE, POST, PUT or PATCH
- * with no body or a Content-Length one (streamed through), no Transfer-Encoding/Upgrade/Expect, no Connection header but "keep-alive", Host a known mesh service (not
- * egress, not this sidecar, no loop), and the service's compiled chain is a pass-through: the
+ * with no body or a Content-Length one (streamed through), no Transfer-Encoding, Upgrade or
+ * Expect, no Connection header but "keep-alive"; on the consumer side, Host a known mesh
+ * service (not egress, not this sidecar, no loop) whose compiled chain is a pass-through: the
  * default consumer chain, no handler overridden by name, no route rules, no rate limit, fault,
  * circuit breaker, timeout, retry or outlier detection for it, round-robin balancing, no
- * upstream TLS, tracing and access log off. The request head parser is hand-rolled for the
+ * upstream TLS, tracing and access log off; on the provider side, the default provider chain
+ * without a rate limit, tracing or access log, and a local port known for it. The request head parser is hand-rolled for the
  * same reasons as the response parser (upstream/h1/parser.ts: byte-exact latin1 values, no
  * per-header callbacks); it only decides and rewrites, anything unusual goes to the regular
  * engine. Once a connection has been piped it stays piped.
@@ -29,7 +31,8 @@ import { serviceSetting } from "../handlers/settings.ts";
 import { errorResponse, MeshError } from "../pipeline/errors.ts";
 import { isAvailable, makeEndpoint, splitAddress, type Cluster, type Endpoint } from "../upstream/cluster.ts";
 import type { ClusterManager } from "../upstream/clusters.ts";
-import { headerLines, ResponseParser, type ResponseHead } from "../upstream/h1/parser.ts";
+import { forwardable } from "../upstream/h1/headers.ts";
+import { findHeadEnd, headerLines, ResponseParser, type ResponseHead } from "../upstream/h1/parser.ts";
 import { HOP_BY_HOP, parseHost } from "../upstream/http.ts";
 import { VIA_HEADER, viaContains } from "./handle.ts";
 import { localPort } from "./provider.ts";
@@ -45,8 +48,6 @@ const HOP = new Set(HOP_BY_HOP);
 const REWRITTEN = new Set(["host", "x-forwarded-for", IDENTITY_HEADER, "x-forwarded-port", VIA_HEADER]);
 const CRLF = "\r\n";
 const LAST_CHUNK = Buffer.from("0\r\n\r\n", "latin1");
-/** Marks "end the connection" among corked writes. */
-const END = new Uint8Array(0);
 /** Idle upstream connections kept per endpoint, and for how long (seconds). */
 const MAX_IDLE = 256;
 const UPSTREAM_IDLE_SECONDS = 15;
@@ -112,10 +113,23 @@ export interface RequestHead {
   host: string;
   /** Lower-case names and values, [name, value, ...], in arrival order. */
   headers: string[];
-  /** Bytes the head took (through CRLFCRLF). */
-  length: number;
   /** Content-Length of the body (0: none). */
   bodyLength: number;
+}
+
+/**
+ * Writes `data`, or queues it behind what is queued; false when (some of) it had to wait: the
+ * caller pauses whoever produces the bytes until the socket drains (see `flush`).
+ */
+function push(socket: { write(data: Uint8Array): number }, queue: Uint8Array[], data: Uint8Array): boolean {
+  if (queue.length) {
+    queue.push(data);
+    return false;
+  }
+  const n = socket.write(data);
+  if (n >= data.byteLength) return true;
+  queue.push(data.slice(Math.max(0, n)));
+  return false;
 }
 
 /** Writes queued bytes until the socket is full; true when the queue is empty. */
@@ -140,16 +154,6 @@ function startsWithMethod(buf: Uint8Array): boolean {
     if (b < 65 || b > 90) return false;
   }
   return buf.length < 8;
-}
-
-/** Index just past the first CRLFCRLF in buf[from..], or -1. */
-function headEnd(buf: Uint8Array, from: number): number {
-  let i = buf.indexOf(10, from);
-  while (i >= 0 && i + 2 < buf.length) {
-    if (buf[i + 1] === 13 && buf[i + 2] === 10) return i + 3;
-    i = buf.indexOf(10, i + 1);
-  }
-  return -1;
 }
 
 /** The head if the request can take the fast path as far as its own bytes go, else undefined. */
@@ -205,10 +209,18 @@ function parseHead(buf: Buffer, start: number, end: number): RequestHead | undef
     headers.push(name, value);
   }
   if (!host || (authority !== undefined && authority.toLowerCase() !== host.toLowerCase())) return undefined;
-  return { method, path: target, host, headers, length: end - start, bodyLength: Math.max(0, bodyLength) };
+  return { method, path: target, host, headers, bodyLength: Math.max(0, bodyLength) };
 }
 
 // ---------------------------------------------------------------- the two sides
+
+/** X-Forwarded-For appended, -Proto and -Host set when absent: setForwarded (upstream/http.ts) as head lines. */
+function forwardedLines(xff: string, peer: string, hasProto: boolean, hasHost: boolean, host: string): string {
+  let out = `x-forwarded-for: ${xff ? `${xff}, ${peer}` : peer}\r\n`;
+  if (!hasProto) out += "x-forwarded-proto: http\r\n";
+  if (!hasHost) out += `x-forwarded-host: ${host}\r\n`;
+  return out;
+}
 
 /** The consumer side: a mesh service whose chain is a pass-through, round-robin over its endpoints. */
 export function consumerDirector(rt: Runtime, clusters: ClusterManager): Director {
@@ -228,7 +240,6 @@ export function consumerDirector(rt: Runtime, clusters: ClusterManager): Directo
     return undefined;
   }
 
-  /** The exchange for a fast request, or undefined when the request is not for the fast path. */
   /** Per config, Host as sent -> the fast service and port it names (only hosts that are fast). */
   const hosts = new WeakMap<Pipeline, Map<string, { service: string; port: string | undefined }>>();
   /** Decides a Host: the service and port when its calls can take the fast path. */
@@ -287,9 +298,7 @@ export function consumerDirector(rt: Runtime, clusters: ClusterManager): Directo
       out += `${n}: ${v}\r\n`;
     }
     if (via && viaContains(via, mark)) return undefined; // a loop: the regular path answers 508
-    out += `x-forwarded-for: ${xff ? `${xff}, ${peer}` : peer}\r\n`;
-    if (!proto) out += "x-forwarded-proto: http\r\n";
-    if (!fhost) out += `x-forwarded-host: ${head.host}\r\n`;
+    out += forwardedLines(xff, peer, proto, fhost, head.host);
     if (!encoding) out += "accept-encoding: identity\r\n";
     out += `${VIA_HEADER}: ${via ? `${via}, ${mark}` : mark}\r\n${IDENTITY_HEADER}: ${pipeline.identity}\r\n`;
     // The port named in the URL travels to the provider (as the regular path sets it).
@@ -344,11 +353,7 @@ export function providerDirector(rt: Runtime): Director {
     if (port === undefined) return undefined; // the regular path explains
     let endpoint = locals.get(port);
     if (!endpoint) locals.set(port, (endpoint = makeEndpoint(`127.0.0.1:${port}`, { origin: "local" })));
-    let out = `${head.method} ${head.path} HTTP/1.1\r\nhost: ${endpoint.address}\r\n${rest}`;
-    out += `x-forwarded-for: ${xff ? `${xff}, ${peer}` : peer}\r\n`;
-    if (!proto) out += "x-forwarded-proto: http\r\n";
-    if (fhost === null) out += `x-forwarded-host: ${head.host}\r\n`;
-    out += "\r\n";
+    const out = `${head.method} ${head.path} HTTP/1.1\r\nhost: ${endpoint.address}\r\n${rest}${forwardedLines(xff, peer, proto, fhost !== null, head.host)}\r\n`;
     return {
       direction: "provider",
       service: config.service.name,
@@ -417,6 +422,8 @@ interface Client {
   discard: number;
   /** While an upstream read is parsed: what it makes for the client, written as one send. */
   corked: Uint8Array[] | null;
+  /** End the connection once what is corked has been written. */
+  endAfterFlush: boolean;
   closed: boolean;
 }
 
@@ -447,8 +454,9 @@ export interface FastPathOptions {
 }
 
 /**
- * Serves the consumer port: the fast path here, everything else piped to `regular` (bound on
- * 127.0.0.1:0; its handler learns the real peer through `peerOf`).
+ * Serves a consumer or provider port (`direct` decides which requests are fast): the fast path
+ * here, everything else piped to `regular` (bound on 127.0.0.1:0; its handler learns the real
+ * peer through `peerOf`).
  */
 export function serveFastPath(
   host: string,
@@ -471,13 +479,7 @@ export function serveFastPath(
   function write(c: Client, data: Uint8Array): void {
     if (c.closed) return;
     if (c.corked) return void c.corked.push(data);
-    if (c.out.length) {
-      c.out.push(data);
-      return;
-    }
-    const n = c.socket.write(data);
-    if (n < data.byteLength) {
-      c.out.push(data.slice(Math.max(0, n)));
+    if (!push(c.socket, c.out, data)) {
       const up = c.ex?.upstream;
       if (up && !up.paused) {
         up.paused = true;
@@ -499,14 +501,7 @@ export function serveFastPath(
 
   /** Client bytes to the regular engine, pausing the client while the pipe is full. */
   function toRegular(c: Client, data: Uint8Array): void {
-    const s = c.pipe!;
-    const p = s.data;
-    if (p.out.length) return void p.out.push(data);
-    const n = s.write(data);
-    if (n < data.byteLength) {
-      p.out.push(data.slice(Math.max(0, n)));
-      c.socket.pause();
-    }
+    if (!push(c.pipe!, c.pipe!.data.out, data)) c.socket.pause();
   }
 
   /** Looks at buffered bytes: starts the next exchange, or hands the connection over. */
@@ -514,7 +509,7 @@ export function serveFastPath(
     while (!c.ex && !c.pipe && !c.closed && c.buf && c.buf.length) {
       if (stopping) return void c.socket.end();
       const buf = c.buf;
-      const end = headEnd(buf, 0);
+      const end = findHeadEnd(buf, 0);
       if (end < 0) {
         // Incomplete: wait for more, unless it cannot become a head the fast path takes (too
         // long, bare-LF lines, not starting with a method token: the regular engine answers).
@@ -646,12 +641,7 @@ export function serveFastPath(
 
   /** Request bytes upstream, pausing the client while the upstream socket is full. */
   function toUpstream(c: Client, u: Upstream, data: Uint8Array): void {
-    if (u.out.length) return void u.out.push(data);
-    const n = u.socket!.write(data);
-    if (n < data.byteLength) {
-      u.out.push(data.slice(Math.max(0, n)));
-      c.socket.pause();
-    }
+    if (!push(u.socket!, u.out, data)) c.socket.pause();
   }
 
   function sinkOf(u: Upstream) {
@@ -669,24 +659,16 @@ export function serveFastPath(
           // read with it, one contiguous write).
           write(c, head.raw);
           ex.answered = true;
-          return answered(c, ex, undefined);
+          return answered(ex, undefined);
         }
-        const h = headerLines(head.raw);
-        let named: Set<string> | undefined;
-        for (let i = 0; i < h.length; i += 2) {
-          if (h[i]!.toLowerCase() === "connection") for (const t of h[i + 1]!.split(",")) (named ??= new Set()).add(t.trim().toLowerCase());
-        }
+        const h = forwardable(headerLines(head.raw));
         let out = `HTTP/1.1 ${head.status} ${head.statusText}\r\n`;
-        for (let i = 0; i < h.length; i += 2) {
-          const n = h[i]!.toLowerCase();
-          if (HOP.has(n) || named?.has(n)) continue;
-          out += `${n}: ${h[i + 1]}\r\n`;
-        }
+        for (let i = 0; i < h.length; i += 2) out += `${h[i]!.toLowerCase()}: ${h[i + 1]}\r\n`;
         if (ex.chunked) out += "transfer-encoding: chunked\r\n";
         out += CRLF;
         write(c, Buffer.from(out, "latin1"));
         ex.answered = true;
-        answered(c, ex, undefined);
+        answered(ex, undefined);
       },
       onBody(chunk: Uint8Array) {
         const c = u.client!;
@@ -706,8 +688,7 @@ export function serveFastPath(
   }
 
   /** Counts the request (at response headers, as runChain does). */
-  function answered(c: Client, ex: Exchange, error: MeshError | undefined): void {
-    void c;
+  function answered(ex: Exchange, error: MeshError | undefined): void {
     inflight--;
     rt.inflight--;
     ex.endpoint.active--;
@@ -760,7 +741,7 @@ export function serveFastPath(
     }
     if (stopping) {
       // Ends once what is corked has been written (see the upstream data handler).
-      if (c.corked) c.corked.push(END);
+      if (c.corked) c.endAfterFlush = true;
       else c.socket.end();
       onIdle?.();
       return;
@@ -772,7 +753,7 @@ export function serveFastPath(
   /** The upstream failed before the response head: the JSON error the regular path would send. */
   function fail(c: Client, ex: Exchange, error: MeshError): void {
     ex.status = error.status;
-    answered(c, ex, error);
+    answered(ex, error);
     const res = errorResponse(error);
     void res.arrayBuffer().then((body) => {
       let out = `HTTP/1.1 ${res.status} ${res.statusText}\r\n`;
@@ -785,7 +766,6 @@ export function serveFastPath(
   }
 
   function upstreamClosed(u: Upstream): void {
-    const s = u.socket;
     u.socket = null;
     const i = u.pool.indexOf(u);
     if (i >= 0) u.pool.splice(i, 1);
@@ -800,7 +780,6 @@ export function serveFastPath(
       }
       if (!c.ex) return; // onEnd finished it
     }
-    void s;
     if (!ex.answered && !u.received && u.reused && !ex.retried && ex.head.bodyLength === 0) {
       // A kept-alive connection the endpoint had closed: once more on a fresh one.
       ex.retried = true;
@@ -831,13 +810,11 @@ export function serveFastPath(
       try {
         u.parser.execute(chunk);
         c.corked = null;
-        const end = corked[corked.length - 1] === END;
-        if (end) corked.pop();
         if (corked.length) write(c, joined(corked));
-        if (end) c.socket.end();
+        if (c.endAfterFlush) c.socket.end();
       } catch (err) {
         c.corked = null;
-        if (corked.length) write(c, Buffer.concat(corked.filter((b) => b !== END)));
+        if (corked.length) write(c, joined(corked));
         const ex = c.ex;
         u.client = null;
         s.end();
@@ -869,7 +846,7 @@ export function serveFastPath(
     port,
     socket: {
       open(socket) {
-        const c: Client = { socket, peer: socket.remoteAddress, buf: null, ex: null, pipe: null, pipeQueue: null, out: [], discard: 0, corked: null, closed: false };
+        const c: Client = { socket, peer: socket.remoteAddress, buf: null, ex: null, pipe: null, pipeQueue: null, out: [], discard: 0, corked: null, endAfterFlush: false, closed: false };
         socket.data = c;
         clients.add(c);
         socket.timeout(options.idleTimeoutSeconds);
@@ -918,7 +895,7 @@ export function serveFastPath(
           if (!ex.answered) {
             const error = new MeshError("upstream_reset", "the downstream client went away");
             ex.status = error.status;
-            answered(c, ex, error);
+            answered(ex, error);
           }
           ex.upstream?.socket?.end();
           if (ex.upstream) ex.upstream.client = null;

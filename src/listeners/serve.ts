@@ -1,10 +1,12 @@
 /**
  * The runtime glue of the HTTP listeners: everything else works on web-standard
  * Request/Response. Two engines serve the same handler shape:
- * - Bun.serve (the fast path) for provider, admin and edge, and for the consumer when CONNECT
+ * - Bun.serve (the faster) for provider, admin and edge, and for the consumer when CONNECT
  *   is switched off;
  * - node:http (nodeserve.ts) for the consumer, because Bun.serve can neither take over a socket
  *   for CONNECT nor tell absolute-form from origin-form (see docs/listeners.md for figures).
+ * On the consumer and provider ports the fast path (fastpath.ts) may sit in front of either,
+ * which then listens on a private loopback port.
  * A listener with TLS restarts on the same port when its certificate files change (Bun.serve's
  * reload() ignores new TLS options on Bun 1.4.5, and node:https has no setSecureContext).
  */
@@ -101,7 +103,7 @@ export interface FastPath {
   start(host: string, port: number, regular: Bound, peers: Map<number, string>): Bound;
 }
 
-/** Bun.serve with the WebSocket relay; the fast path. */
+/** Bun.serve with the WebSocket relay; the faster of the two regular engines. */
 function serveBun(host: string, port: number, handler: RequestHandler, options: ServeOptions): Bound {
   const tls = options.tls ? serverTlsOptions(options.tls) : undefined;
   const server = Bun.serve<RelayData>({

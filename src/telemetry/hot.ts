@@ -4,7 +4,7 @@
  * prom-client's bound children (`counter.labels(...).inc()`) still validate and hash their
  * label values on every call, and a histogram observation hashes them again and walks its
  * buckets through an object: about 1 µs per request for mesher's eight series, measured as
- * part of the ~6 µs telemetry cost per request in bench/NOTES.md ("Change 3"). A `HotSeries`
+ * part of the ~6 µs telemetry cost per request in bench/NOTES.md ("Change 3"). A series
  * here is a plain object the caller keeps and bumps (`series.value++`); prom-client still
  * does the exposition: each metric implements the shape its Registry reads (`get()` returning
  * name, help, type and values, as prom-client's own Counter and Histogram do), so `/metrics`

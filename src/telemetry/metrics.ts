@@ -18,8 +18,7 @@ const LABELS = ["service_name", "app", "version"] as const;
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /** Every series one kind of request moves, found once per label combination. */
-export type RequestSeries = Bound;
-interface Bound {
+export interface RequestSeries {
   requests: CounterSeries;
   successes: CounterSeries;
   failures: CounterSeries;
@@ -78,7 +77,7 @@ export class Metrics {
     this.registry,
   ).labels();
   /** By all the labels of a request, joined: one string and one lookup per request. */
-  readonly #bound = new Map<string, Bound>();
+  readonly #bound = new Map<string, RequestSeries>();
   /** Requests being handled now; set by the owner (the runtime's counter). */
   inflight: () => number = () => 0;
   /** Open downstream connections as the listeners know them; set by the owner. */
@@ -141,7 +140,7 @@ export class Metrics {
     this.#hopLatency.observe(b.hopLatency, seconds);
   }
 
-  #bind(r: Omit<RequestRecord, "seconds">, statusClass: string): Bound {
+  #bind(r: Omit<RequestRecord, "seconds">, statusClass: string): RequestSeries {
     const l = [r.service, r.app, r.version] as const;
     return {
       requests: this.#requests.labels(...l),

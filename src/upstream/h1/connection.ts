@@ -9,7 +9,7 @@ import { countBodyBytes } from "../gcPacing.ts";
 import type { Socket, SocketHandler } from "bun";
 import { MeshError } from "../../pipeline/errors.ts";
 import { ResponseParser, type ParserSink, type ResponseHead } from "./parser.ts";
-import { isHopByHopResponseHeader } from "./headers.ts";
+import { forwardable } from "./headers.ts";
 
 /** The pool a connection goes back to when its exchange ends cleanly. */
 export interface ConnectionOwner {
@@ -228,14 +228,8 @@ export class Connection implements ParserSink {
     ex.settled = true;
     const head = ex.head!;
     const headers = new Headers();
-    const h = head.headers;
-    let connection: string | undefined;
-    for (let i = 0; i < h.length; i += 2) {
-      if (!isHopByHopResponseHeader(h[i]!)) headers.append(h[i]!, h[i + 1]!);
-      else if (h[i]!.length === 10 && h[i]!.toLowerCase() === "connection") connection = connection ? `${connection},${h[i + 1]}` : h[i + 1];
-    }
-    // Headers that Connection names are hop-by-hop too (RFC 9110 §7.6.1).
-    if (connection) for (const t of connection.split(",")) if (t.trim()) headers.delete(t.trim());
+    const h = forwardable(head.headers);
+    for (let i = 0; i < h.length; i += 2) headers.append(h[i]!, h[i + 1]!);
     let body: BodyInit | null = null;
     if (ex.ended) {
       const c = ex.chunks;

@@ -9,7 +9,7 @@
  * llhttp is not reachable from Bun. A response parser with these three framings is small.
  */
 
-import { HOP_BY_HOP } from "../http.ts";
+import { HOP_LENGTHS, isHopByHopResponseHeader } from "./headers.ts";
 
 /** What the parser hands on when a response's header block is complete. */
 export interface ResponseHead {
@@ -211,15 +211,16 @@ export class ResponseParser {
       const colon = text.indexOf(":", pos);
       if (colon < 0 || colon > nl || colon === pos) throw new ParseError(`bad header line "${text.slice(pos, Math.min(nl, pos + 40))}"`);
       const length = colon - pos;
-      // Only the framing and hop-by-hop headers matter here; compare by length first (cheap).
-      if (lean && !INTERESTING_LENGTH[length]) {
+      // Only the framing (content-length: 14; transfer-encoding and connection are hop-by-hop)
+      // and hop-by-hop headers matter here; compare by length first (cheap).
+      if (lean && length !== 14 && !HOP_LENGTHS.has(length)) {
         pos = nl + 2;
         continue;
       }
       const name = text.slice(pos, colon);
       const value = text.slice(colon + 1, nl).trim();
       if (!lean) headers.push(name, value);
-      if (HOP_LENGTH[length] && HOP_NAMES.has(name.toLowerCase())) hopByHop = true;
+      if (isHopByHopResponseHeader(name)) hopByHop = true;
       switch (length) {
         case 14:
           if (name.toLowerCase() === "content-length") {
@@ -278,13 +279,6 @@ export class ResponseParser {
   }
 }
 
-const HOP_NAMES = new Set(HOP_BY_HOP);
-/** By name length: hop-by-hop names, and those plus the framing headers (content-length). */
-const HOP_LENGTH: boolean[] = [];
-for (const n of HOP_NAMES) HOP_LENGTH[n.length] = true;
-const INTERESTING_LENGTH: boolean[] = [...HOP_LENGTH];
-INTERESTING_LENGTH[14] = true;
-
 /** The header lines of a head as [name, value, ...] (for a `lean` parser's head). */
 export function headerLines(raw: Uint8Array): string[] {
   const text = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("latin1");
@@ -302,7 +296,7 @@ export function headerLines(raw: Uint8Array): string[] {
 }
 
 /** Index just past the first CRLFCRLF at or after `from`, or -1. */
-function findHeadEnd(buf: Uint8Array, from: number): number {
+export function findHeadEnd(buf: Uint8Array, from: number): number {
   // CRLF line endings only: every server this proxies to sends them (RFC 9112 §2.2 lets a
   // recipient accept bare LF; this one does not).
   let i = buf.indexOf(LF, from);
