@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
 import { resolveConfig } from "../src/config/resolve.ts";
-import { fastPathUseful } from "../src/listeners/fastpath.ts";
+import { fastPathUseful } from "../src/listeners/fastdirect.ts";
 import { waitFor } from "./etcdServer.ts";
 import { curl, startApp, startSidecar, twoSidecars, viaProxy } from "./helpers.ts";
 import { memoryRegistry } from "./memoryRegistry.ts";
