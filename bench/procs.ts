@@ -82,6 +82,15 @@ export async function startApp(extraPorts = 0): Promise<Proc> {
   return p;
 }
 
+/** Starts bench/collector.ts (an OTLP/gRPC receiver); it counts spans into `spansFile`. */
+export async function startCollector(spansFile: string): Promise<Proc> {
+  const proc = spawn(["bun", join(ROOT, "bench/collector.ts")], { SPANS_FILE: spansFile }, "collector");
+  const m = await waitLine(proc, /collector (\S+)\n/);
+  const p = { name: "collector", proc, pid: proc.pid, address: m[1]!, extra: {} };
+  running.push(p);
+  return p;
+}
+
 /** Starts `bun src/cli.ts` with a JSON config written to `dir`. */
 export async function startMesher(name: string, dir: string, config: unknown, args: string[] = [], env: Record<string, string> = {}): Promise<Proc> {
   const file = join(dir, `${name}.json`);

@@ -5,11 +5,11 @@
  * machine's speed drifts. Closed-loop with wrk, then open-loop at a fixed rate with
  * bench/loadgen.ts (wrk2 is not in Debian). See bench/NOTES.md and docs/perf.md.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { checkAlive, cpuSeconds, peakRssMB, ROOT, setStderrDir, socketCount, startApp, startMesher, startNginx, stopAll, type Proc } from "./procs.ts";
+import { checkAlive, cpuSeconds, peakRssMB, ROOT, setStderrDir, socketCount, startApp, startCollector, startMesher, startNginx, stopAll, type Proc } from "./procs.ts";
 
 const HELP = `bun run bench [-- options]
 
@@ -26,6 +26,9 @@ const HELP = `bun run bench [-- options]
                     client: MESHER_UPSTREAM_CLIENT=fetch),
                     one-200 (one hop to a service of 200 endpoints, all served by the app),
                     one-bunserve (regular engine on Bun.serve: listen.connect false)
+  --sampler X       tracing.sampler of every mesher row (default 0.01: the issue's "tracing
+                    sampled at 1%"), spans exported over OTLP/gRPC to bench/collector.ts;
+                    0: tracing off
   --path P          request path: / (hello world, default), /bytes/1024, /bytes/1048576 ...
   --soak S          instead of the table: S seconds at half the 1-hop capacity (or --rate if
                     given) through one mesher hop, 5% of clients leaving mid-response; prints
@@ -45,6 +48,7 @@ const { values: o } = parseArgs({
     fixed: { type: "string", default: "5" },
     rows: { type: "string", default: "direct,one,two,nginx" },
     path: { type: "string", default: "/" },
+    sampler: { type: "string", default: "0.01" },
     smoke: { type: "boolean", default: false },
     soak: { type: "string" },
     "cpu-prof": { type: "boolean", default: false },
@@ -88,68 +92,74 @@ process.on("SIGINT", () => process.exit(130));
 setStderrDir(dir);
 const profArgs = o["cpu-prof"] ? ["--cpu-prof", "--cpu-prof-dir", join(ROOT, "bench/profiles")] : [];
 const app = await startApp(wanted.has("one-200") ? 199 : 0);
+const sampler = Number(o.sampler);
+const spansFile = join(dir, "spans");
+const collector = sampler > 0 ? await startCollector(spansFile) : undefined;
+/** A row's mesher config with the tracing every mesher row has (sampled share `--sampler`). */
+const traced = (config: Record<string, unknown>) =>
+  collector ? { ...config, tracing: { sampler, otlp: { endpoint: `http://${collector.address}` } } } : config;
 const rows: Row[] = [];
 const row = (key: string, label: string, address: string, host: string, proxies: Proc[]) => {
   if (wanted.has(key)) rows.push({ key, label, address, host, proxies, closed: [], fixed: [], sockets: 0 });
 };
 row("direct", "app direct", app.address, "app", []);
 if (wanted.has("one")) {
-  const one = await startMesher("one", dir, {
+  const one = await startMesher("one", dir, traced({
     service: { name: "bench" },
     listen: { consumer: "127.0.0.1:0", admin: false },
     services: { app: { endpoints: [app.address] } },
-  }, profArgs);
+  }), profArgs);
   row("one", "mesher, 1 hop", one.address, "app", [one]);
 }
 if (wanted.has("one-bunserve")) {
   // The consumer port on Bun.serve (listen.connect: false; no HTTPS_PROXY/CONNECT) instead of node:http.
-  const fast = await startMesher("one-bunserve", dir, {
+  const fast = await startMesher("one-bunserve", dir, traced({
     service: { name: "bench" },
     listen: { consumer: "127.0.0.1:0", admin: false, connect: false, fastPath: false },
     services: { app: { endpoints: [app.address] } },
-  }, profArgs);
+  }), profArgs);
   row("one-bunserve", "mesher, 1 hop, connect: false", fast.address, "app", [fast]);
 }
 if (wanted.has("one-200")) {
   const endpoints = app.extra.ports!.split(" ").map((p) => `127.0.0.1:${p}`);
-  const many = await startMesher("one-200", dir, {
+  const many = await startMesher("one-200", dir, traced({
     service: { name: "bench" },
     listen: { consumer: "127.0.0.1:0", admin: false },
     services: { app: { endpoints } },
-  }, profArgs);
+  }), profArgs);
   row("one-200", `mesher, 1 hop, ${endpoints.length} endpoints`, many.address, "app", [many]);
 }
 if (wanted.has("one-regular")) {
   // The same hop without the fast path: what a request with routes or policies goes through.
-  const regular = await startMesher("one-regular", dir, {
+  const regular = await startMesher("one-regular", dir, traced({
     service: { name: "bench" },
     listen: { consumer: "127.0.0.1:0", admin: false, fastPath: false },
     services: { app: { endpoints: [app.address] } },
-  }, profArgs);
+  }), profArgs);
   row("one-regular", "mesher, 1 hop, regular engine", regular.address, "app", [regular]);
 }
 if (wanted.has("one-fetch")) {
   // The regular engine with Bun's fetch as the upstream client (the pre-pool transport), to compare.
-  const oneFetch = await startMesher("one-fetch", dir, {
+  const oneFetch = await startMesher("one-fetch", dir, traced({
     service: { name: "bench" },
     listen: { consumer: "127.0.0.1:0", admin: false, fastPath: false },
     services: { app: { endpoints: [app.address] } },
-  }, profArgs, { MESHER_UPSTREAM_CLIENT: "fetch" });
+  }), profArgs, { MESHER_UPSTREAM_CLIENT: "fetch" });
   row("one-fetch", "mesher, 1 hop, fetch client", oneFetch.address, "app", [oneFetch]);
 }
 for (const key of ["two", "two-regular", "two-fetch"] as const) {
   if (!wanted.has(key)) continue;
   const env: Record<string, string> = key === "two-fetch" ? { MESHER_UPSTREAM_CLIENT: "fetch" } : {};
   const fastPath = key === "two" ? "auto" : false;
-  const provider = await startMesher(`${key}-provider`, dir, {
+  const provider = await startMesher(`${key}-provider`, dir, traced({
     service: { name: "app", ports: { http: Number(app.address.split(":")[1]) } },
     listen: { consumer: "127.0.0.1:0", provider: "127.0.0.1:0", admin: false, fastPath },
-  }, profArgs, env);
-  const consumer = await startMesher(`${key}-consumer`, dir, {
+  }), profArgs, env);
+  const consumer = await startMesher(`${key}-consumer`, dir, traced({
     service: { name: "bench" },
     listen: { consumer: "127.0.0.1:0", admin: false, fastPath },
     services: { app: { endpoints: [provider.extra.provider] } },
-  }, profArgs, env);
+  }), profArgs, env);
   const label = { two: "mesher, 2 hops", "two-regular": "mesher, 2 hops, regular engine", "two-fetch": "mesher, 2 hops, fetch client" }[key];
   row(key, label, consumer.address, "app", [consumer, provider]);
 }
@@ -248,6 +258,14 @@ async function soak(r: Row, seconds: number): Promise<void> {
   if (settled && last) console.log(`\nRSS from 1/4 of the run to the end: ${settled.rss.toFixed(1)} -> ${last.rss.toFixed(1)} MB (peak ${peakRssMB(mesher.pid).toFixed(1)})`);
 }
 
+function spansReceived(): number {
+  try {
+    return Number(readFileSync(spansFile, "utf8"));
+  } catch {
+    return 0;
+  }
+}
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const n = s.length;
@@ -268,6 +286,11 @@ const table = (head: string[], body: string[][]) => {
 
 console.log(`\nmesher bench ${new Date().toISOString()}  bun ${Bun.version}  ${navigator.hardwareConcurrency} cores shared by wrk, proxy and app`);
 console.log(`proxy sockets: open sockets of the proxy process(es) halfway through the run (downstream + upstream + listeners)`);
+console.log(
+  collector
+    ? `tracing: every mesher samples ${sampler * 100}% of new traces, exported over OTLP/gRPC (bench/collector.ts received ${spansReceived()} spans)`
+    : "tracing: off (--sampler 0)",
+);
 console.log(`closed loop: wrk -t${o.threads} -c${o.connections} ${o.path}, ${duration} s x ${rounds} interleaved rounds (median), after ${warmup} s warm-up\n`);
 console.log(
   table(

@@ -9,7 +9,8 @@ import { connect } from "node:net";
 import { resolveConfig } from "../src/config/resolve.ts";
 import { fastPathUseful } from "../src/listeners/fastdirect.ts";
 import { waitFor } from "./etcdServer.ts";
-import { curl, startApp, startSidecar, twoSidecars, viaProxy } from "./helpers.ts";
+import { curl, run, startApp, startSidecar, twoSidecars, viaProxy } from "./helpers.ts";
+import { startOtlpReceiver } from "./receivers/otlp.ts";
 import { memoryRegistry } from "./memoryRegistry.ts";
 
 let releaseSlow: () => void = () => {};
@@ -293,5 +294,66 @@ describe('listen.fastPath: "auto"', () => {
     expect(useful({ ...base, accessLog: { enabled: true } }, "provider")).toBe(false);
     expect(useful({ ...base, chains: { consumer: ["router", "loadBalance", "transport"] } }, "consumer")).toBe(false);
     expect(useful({ ...base, retry: { attempts: 2 } }, "provider")).toBe(true);
+    // Tracing: fast when most new traces are not sampled (sampled ones go to the regular engine).
+    expect(useful({ ...base, tracing: {} }, "consumer")).toBe(false); // sampler 1 by default
+    expect(useful({ ...base, tracing: { sampler: 0.01 } }, "consumer")).toBe(true);
+    expect(useful({ ...base, tracing: { sampler: 0.01 } }, "provider")).toBe(true);
+  });
+});
+
+describe("fast path with tracing", () => {
+  test("unsampled requests stay fast carrying the tracer's headers; sampled ones are traced, on the same connection", async () => {
+    const otlp = await startOtlpReceiver();
+    const tracing = { sampler: 0.5, flushInterval: "100ms", otlp: { endpoint: otlp.url } };
+    const pair = twoSidecars(app.port!, {
+      a: { listen: { fastPath: true }, tracing },
+      b: { listen: { provider: "127.0.0.1:0", fastPath: true }, tracing },
+    });
+    try {
+      // 60 requests over one keep-alive connection (curl reuses it; num_connects says so).
+      const n = 60;
+      const urls = Array.from({ length: n }, (_, i) => `http://promotion/t/${i}`);
+      const r = await run(["curl", "-sS", "-x", pair.a.addresses.consumer!, "-w", "\n%{num_connects}\n", ...urls]);
+      const lines = r.stdout.trim().split("\n");
+      const seenByApp = lines.filter((_, i) => i % 2 === 0).map((l) => (JSON.parse(l) as { headers: Record<string, string> }).headers);
+      expect(seenByApp.length).toBe(n);
+      expect(lines.filter((_, i) => i % 2 === 1).reduce((a, b) => a + Number(b), 0)).toBe(1);
+
+      const sampled = seenByApp.filter((h) => h.traceparent !== undefined);
+      const unsampled = seenByApp.filter((h) => h.traceparent === undefined);
+      expect(sampled.length).toBeGreaterThan(10); // 30 expected; 5 standard deviations off
+      expect(sampled.length).toBeLessThan(50);
+      // The regular path's headers: a request id on every request, the "not sampled" decision
+      // on the others, and never the fast path's private mark.
+      expect(new Set(seenByApp.map((h) => h["x-request-id"])).size).toBe(n);
+      expect(seenByApp.every((h) => h["x-mesher-sample"] === undefined)).toBe(true);
+      expect(unsampled.every((h) => h["x-b3-sampled"] === "0")).toBe(true);
+      expect(sampled.every((h) => /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/.test(h.traceparent!))).toBe(true);
+      // Each sampled request has a client span (consumer) and a server span (provider).
+      const ids = new Set(sampled.map((h) => h.traceparent!.split("-")[1]));
+      const spans = await otlp.waitFor((s) => s.length >= 2 * ids.size);
+      expect(spans.length).toBe(2 * ids.size);
+      for (const id of ids) {
+        const mine = spans.filter((s) => s.traceId === id);
+        expect(mine.map((s) => `${s.service}:${s.kind}`).sort()).toEqual(["promotion:SPAN_KIND_SERVER", "shop:SPAN_KIND_CLIENT"]);
+      }
+      // The unsampled ones took the fast path on both sides (the connection was not handed over).
+      expect(await metric(pair.a.addresses.admin!, "mesher_fast_path_requests_total")).toBe(unsampled.length);
+      expect(await metric(pair.b.addresses.admin!, "mesher_fast_path_requests_total")).toBe(unsampled.length);
+      expect(await metric(pair.a.addresses.admin!, 'requests_total{service_name="promotion"')).toBe(n);
+
+      // A caller's decision is kept: "no" travels as it came, on the fast path; "yes" is traced.
+      const parent = "4bf92f3577b34da6a3ce929d0e0e4736";
+      const no = (await (await viaProxy(pair.proxy, "http://promotion/no", { headers: { traceparent: `00-${parent}-00f067aa0ba902b7-00` } })).json()) as { headers: Record<string, string> };
+      expect(no.headers.traceparent).toBe(`00-${parent}-00f067aa0ba902b7-00`);
+      expect(no.headers["x-b3-sampled"]).toBeUndefined();
+      expect(await metric(pair.a.addresses.admin!, "mesher_fast_path_requests_total")).toBe(unsampled.length + 1);
+      const yes = (await (await viaProxy(pair.proxy, "http://promotion/yes", { headers: { traceparent: `00-${parent}-00f067aa0ba902b7-01` } })).json()) as { headers: Record<string, string> };
+      expect(yes.headers.traceparent).toMatch(new RegExp(`^00-${parent}-[0-9a-f]{16}-01$`));
+      await otlp.waitFor((s) => s.filter((x) => x.traceId === parent).length === 2);
+    } finally {
+      await pair.stop();
+      await otlp.stop();
+    }
   });
 });

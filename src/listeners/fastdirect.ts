@@ -19,6 +19,7 @@ import { HOP_BY_HOP, parseHost } from "../upstream/http.ts";
 import { VIA_HEADER, viaContains } from "./handle.ts";
 import { localPort } from "./provider.ts";
 import type { Runtime } from "./runtime.ts";
+import { TRACE_DENY, TRACE_NO_REQUEST_ID, TRACE_REGULAR, TRACE_SAMPLE, traceVerdict } from "./fasttrace.ts";
 
 /** Longest request head taken on the fast path (longer ones go to the regular engine). */
 export const MAX_HEAD = 16 * 1024;
@@ -39,22 +40,28 @@ function planOf(pipeline: Pipeline) {
   return p;
 }
 
-/** The side's chain is the default one and nothing records per request beyond metrics. */
+/**
+ * The side's chain is the default one and nothing records per request beyond metrics and the
+ * trace decision (a sampled request is handed to the regular engine: fasttrace.ts).
+ */
 function chainIsQuiet(c: ResolvedConfig, side: "consumer" | "provider"): boolean {
   const overridden = [...DEFAULT_CHAINS[side]].some((h) => c.handlers[h] !== undefined);
-  return !c.chains[side] && !overridden && !c.tracing && !c.accessLog?.enabled && (side === "consumer" || !c.rateLimit?.provider);
+  return !c.chains[side] && !overridden && !c.accessLog?.enabled && (side === "consumer" || !c.rateLimit?.provider);
 }
+
+/** Above this `tracing.sampler` most new traces are sampled, so "auto" leaves the fast path out. */
+const AUTO_MAX_SAMPLER = 0.5;
 
 /**
  * `listen.fastPath: "auto"`: whether the fast path in front of a listener would carry
  * anything. A request it cannot take costs an extra loopback hop to the regular engine (~10 µs,
  * ~25% of such a request: bench/NOTES.md), so "auto" leaves it out when the config sends
- * nothing its way: tracing or the access log on, a custom chain, or (consumer) a default
- * policy every service inherits (rate limit, timeout, retry, circuit breaker, outlier
- * detection, a balancer other than round robin).
+ * little its way: the access log on, tracing sampling more than half of new traces, a custom
+ * chain, or (consumer) a default policy every service inherits (rate limit, timeout, retry,
+ * circuit breaker, outlier detection, a balancer other than round robin).
  */
 export function fastPathUseful(c: ResolvedConfig, side: "consumer" | "provider"): boolean {
-  if (!chainIsQuiet(c, side)) return false;
+  if (!chainIsQuiet(c, side) || (c.tracing && c.tracing.sampler > AUTO_MAX_SAMPLER)) return false;
   if (side === "provider") return true;
   const lb = c.loadBalancer;
   return !c.rateLimit?.consumer && !c.timeout && !c.retry && !c.circuitBreaker && !c.outlierDetection && (!lb || lb.kind === "roundRobin");
@@ -161,6 +168,29 @@ export function parseHead(buf: Buffer, start: number, end: number): RequestHead 
 
 // ---------------------------------------------------------------- the two sides
 
+/** A request the regular engine must serve, the connection staying on the fast path. */
+export interface Delegation {
+  readonly delegate: true;
+  /** The fast path decided to sample a new trace: the regular engine is told so (telemetry SAMPLE_HEADER). */
+  readonly sample: boolean;
+}
+const DELEGATE: Delegation = { delegate: true, sample: false };
+const DELEGATE_SAMPLED: Delegation = { delegate: true, sample: true };
+
+/** With tracing on: the head lines the trace decision adds, or the request is the regular engine's. */
+function traceLines(ratio: number, headers: string[]): string | Delegation {
+  const v = traceVerdict(headers, ratio);
+  switch (v & 3) {
+    case TRACE_SAMPLE:
+      return DELEGATE_SAMPLED;
+    case TRACE_REGULAR:
+      return DELEGATE;
+  }
+  let out = (v & 3) === TRACE_DENY ? "x-b3-sampled: 0\r\n" : "";
+  if (v & TRACE_NO_REQUEST_ID) out += `x-request-id: ${crypto.randomUUID()}\r\n`;
+  return out;
+}
+
 /** X-Forwarded-For appended, -Proto and -Host set when absent: setForwarded (upstream/http.ts) as head lines. */
 function forwardedLines(xff: string, peer: string, hasProto: boolean, hasHost: boolean, host: string): string {
   let out = `x-forwarded-for: ${xff ? `${xff}, ${peer}` : peer}\r\n`;
@@ -216,6 +246,9 @@ export function consumerDirector(rt: Runtime, clusters: ClusterManager): Directo
     const { service, port } = d;
     const cluster = clusters.get(service);
     if (!cluster) return undefined;
+    const tracing = pipeline.config.tracing;
+    const traced = tracing ? traceLines(tracing.sampler, head.headers) : "";
+    if (typeof traced !== "string") return traced;
     const now = Date.now();
     const endpoint = pick(cluster, now);
     if (!endpoint) return undefined; // the regular path answers 503 with the JSON error
@@ -250,7 +283,7 @@ export function consumerDirector(rt: Runtime, clusters: ClusterManager): Directo
     out += `${VIA_HEADER}: ${via ? `${via}, ${mark}` : mark}\r\n${IDENTITY_HEADER}: ${pipeline.identity}\r\n`;
     // The port named in the URL travels to the provider (as the regular path sets it).
     if (port ?? fport) out += `x-forwarded-port: ${port ?? fport}\r\n`;
-    out += CRLF;
+    out += traced + CRLF;
     return {
       direction: "consumer",
       service,
@@ -274,6 +307,9 @@ export function providerDirector(rt: Runtime): Director {
       plans.set(pipeline, (ok = chainIsQuiet(pipeline.config, "provider")));
     }
     if (!ok || head.bodyLength > pipeline.config.maxRequestBodySize) return undefined;
+    const tracing = pipeline.config.tracing;
+    const traced = tracing ? traceLines(tracing.sampler, head.headers) : "";
+    if (typeof traced !== "string") return traced;
     let via = "";
     let xff = "";
     let fport: string | null = null;
@@ -300,7 +336,7 @@ export function providerDirector(rt: Runtime): Director {
     if (port === undefined) return undefined; // the regular path explains
     let endpoint = locals.get(port);
     if (!endpoint) locals.set(port, (endpoint = makeEndpoint(`127.0.0.1:${port}`, { origin: "local" })));
-    const out = `${head.method} ${head.path} HTTP/1.1\r\nhost: ${endpoint.address}\r\n${rest}${forwardedLines(xff, peer, proto, fhost !== null, head.host)}\r\n`;
+    const out = `${head.method} ${head.path} HTTP/1.1\r\nhost: ${endpoint.address}\r\n${rest}${forwardedLines(xff, peer, proto, fhost !== null, head.host)}${traced}\r\n`;
     return {
       direction: "provider",
       service: config.service.name,
@@ -323,7 +359,12 @@ export interface Target {
   endpoint: Endpoint;
   /** The rewritten request head. */
   bytes: Uint8Array;
+  /** A request for the regular engine (a Delegation): counted there, not here. */
+  delegated?: boolean;
 }
 
-/** Decides a request's fast path: its target, or undefined for the regular engine. */
-export type Director = (head: RequestHead, peer: string) => Target | undefined;
+/**
+ * Decides a request's fast path: its target; a Delegation (this request to the regular engine
+ * as it came, the connection stays); or undefined (the connection goes to the regular engine).
+ */
+export type Director = (head: RequestHead, peer: string) => Target | Delegation | undefined;

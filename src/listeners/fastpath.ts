@@ -23,9 +23,10 @@
 import type { Socket, TCPSocketListener } from "bun";
 import type { Pipeline } from "../pipeline/build.ts";
 import { errorResponse, MeshError } from "../pipeline/errors.ts";
-import { splitAddress, type Endpoint } from "../upstream/cluster.ts";
+import { makeEndpoint, splitAddress, type Endpoint } from "../upstream/cluster.ts";
 import { forwardable } from "../upstream/h1/headers.ts";
 import { findHeadEnd, headerLines, ResponseParser, type ResponseHead } from "../upstream/h1/parser.ts";
+import { SAMPLE_HEADER } from "../telemetry/index.ts";
 import type { RequestSeries } from "../telemetry/metrics.ts";
 import { MAX_HEAD, parseHead, startsWithMethod, type Director, type RequestHead, type Target } from "./fastdirect.ts";
 import type { Runtime } from "./runtime.ts";
@@ -130,6 +131,8 @@ interface Upstream {
   paused: boolean;
   /** Request body bytes the socket has not taken yet (the client is paused meanwhile). */
   out: Uint8Array[];
+  /** The local port (the regular engine maps it to the client it serves: `peers`). */
+  local: number;
 }
 
 export interface FastPathOptions {
@@ -156,6 +159,8 @@ export function serveFastPath(
   let stopping = false;
   const lastSeries = new WeakMap<Endpoint, { pipeline: Pipeline; service: string; status: number; direction: string; version: string; series: RequestSeries }>();
   let onIdle: (() => void) | null = null;
+  /** Where delegated requests go (the regular engine). */
+  const regularEndpoint = makeEndpoint(`127.0.0.1:${regular.port}`, { origin: "local" });
 
   // ---- client side
 
@@ -200,9 +205,10 @@ export function serveFastPath(
         return;
       }
       const head = end <= MAX_HEAD ? parseHead(buf, 0, end) : undefined;
-      const target = head && direct(head, c.peer);
+      const verdict = head && direct(head, c.peer);
+      const target = verdict && ("delegate" in verdict ? delegated(buf, end, verdict.sample) : verdict);
       const ex: Exchange | undefined = target && {
-        head,
+        head: head!,
         ...target,
         start: performance.now(),
         upstream: null,
@@ -216,6 +222,20 @@ export function serveFastPath(
       c.buf = end === buf.length ? null : buf.subarray(end);
       send(c, ex); // the idle timer stays: it is re-armed if it fires mid-exchange
     }
+  }
+
+  /**
+   * One request for the regular engine, sent over a pooled connection like any upstream
+   * call (its response relayed the same way), the client's connection staying here. The
+   * head goes as it came, with SAMPLE_HEADER when the fast path decided to sample it.
+   */
+  function delegated(buf: Buffer, end: number, sample: boolean): Target {
+    let bytes: Uint8Array = buf.subarray(0, end);
+    if (sample) {
+      const line = buf.indexOf(CRLF) + 2;
+      bytes = Buffer.concat([bytes.subarray(0, line), Buffer.from(`${SAMPLE_HEADER}: ${rt.telemetry.sampleToken}\r\n`, "latin1"), bytes.subarray(line)]);
+    }
+    return { direction: "consumer", service: "", version: "", route: "", endpoint: regularEndpoint, bytes, delegated: true };
   }
 
   /** Hands the connection to the regular engine: buffered bytes first, then everything. */
@@ -262,10 +282,13 @@ export function serveFastPath(
 
   function send(c: Client, ex: Exchange): void {
     c.ex = ex;
-    rt.metrics.fastPath.value++;
     inflight++;
-    rt.inflight++;
-    ex.endpoint.active++;
+    if (!ex.delegated) {
+      // A delegated request is counted by the regular engine.
+      rt.metrics.fastPath.value++;
+      rt.inflight++;
+      ex.endpoint.active++;
+    }
     const pool = pools.get(ex.endpoint.address);
     let up: Upstream | undefined;
     while (pool?.length && !(up = pool.pop())?.socket) up = undefined;
@@ -294,11 +317,13 @@ export function serveFastPath(
       closeDelimited: false,
       paused: false,
       out: [],
+      local: 0,
     };
     u.parser = new ResponseParser(sinkOf(u));
     u.parser.lean = true; // the head goes on as received unless it has hop-by-hop headers
     const { host: hostname, port } = splitAddress(e.address);
     u.socket = await Bun.connect<Upstream>({ hostname, port, data: u, socket: upstreamHandlers });
+    u.local = u.socket.localPort;
     return u;
   }
 
@@ -307,6 +332,7 @@ export function serveFastPath(
     u.client = c;
     u.received = false;
     u.parser.noBody = ex.head.method === "HEAD";
+    if (ex.delegated) peers.set(u.local, c.peer);
     // The head, with the body bytes already here, in one write.
     const body = takeBody(c, ex);
     toUpstream(c, u, body ? Buffer.concat([ex.bytes, body]) : ex.bytes);
@@ -373,6 +399,7 @@ export function serveFastPath(
   /** Counts the request (at response headers, as runChain does). */
   function answered(ex: Exchange, error: MeshError | undefined): void {
     inflight--;
+    if (ex.delegated) return;
     rt.inflight--;
     ex.endpoint.active--;
     const ms = performance.now() - ex.start;
@@ -450,6 +477,7 @@ export function serveFastPath(
 
   function upstreamClosed(u: Upstream): void {
     u.socket = null;
+    peers.delete(u.local);
     const i = u.pool.indexOf(u);
     if (i >= 0) u.pool.splice(i, 1);
     const c = u.client;

@@ -22,8 +22,16 @@ const STOP_TIMEOUT_MS = 3000;
  */
 const tracerModule = (): typeof import("./tracing/tracer.ts") => require("./tracing/tracer.ts");
 
+/**
+ * The header with which the fast path (listeners/fastpath.ts) hands the regular engine a
+ * request it decided to sample; honoured only with this process's `sampleToken` as its value,
+ * and never passed on.
+ */
+export const SAMPLE_HEADER = "x-mesher-sample";
+
 export class Telemetry {
   readonly stats = new Stats();
+  readonly sampleToken = crypto.randomUUID();
   #tracer?: HopTracer;
   #tracingKey = "";
   #log?: AccessLog;
@@ -69,10 +77,13 @@ export class Telemetry {
    * on (and it has none), and starts the hop's span when the request is sampled.
    */
   begin(ctx: Ctx): Hop | undefined {
-    if ((this.#tracer || this.#log) && !ctx.headers.has("x-request-id")) ctx.headers.set("x-request-id", crypto.randomUUID());
+    const h = ctx.headers;
+    if ((this.#tracer || this.#log) && !h.has("x-request-id")) h.set("x-request-id", crypto.randomUUID());
+    const mark = h.get(SAMPLE_HEADER);
+    if (mark !== null) h.delete(SAMPLE_HEADER);
     if (!this.#tracer) return undefined;
     try {
-      return this.#tracer.begin(ctx);
+      return this.#tracer.begin(ctx, mark === this.sampleToken);
     } catch (err) {
       if (!this.#warned) console.error("mesher: tracing failed (the request is served untraced):", err);
       this.#warned = true;

@@ -91,13 +91,14 @@ export class HopTracer {
 
   /**
    * Starts the hop's span and writes its context onto `ctx.headers` (which go upstream).
-   * Undefined when the request is not sampled.
+   * Undefined when the request is not sampled. `decided`: the fast path already sampled it (a
+   * new trace: fasttrace.ts).
    */
-  begin(ctx: Ctx): Hop | undefined {
+  begin(ctx: Ctx, decided = false): Hop | undefined {
     const h = ctx.headers;
     const incoming = extract(h);
     let sampled = incoming?.sampled;
-    if (h.has("x-envoy-force-trace") || h.has("x-client-trace-id")) sampled = true;
+    if (decided || h.has("x-envoy-force-trace") || h.has("x-client-trace-id")) sampled = true;
     else if (sampled === undefined) sampled = this.#ratio >= 1 || Math.random() < this.#ratio;
     if (!sampled) {
       if (!incoming) injectDeny(h); // so the next hops keep this decision

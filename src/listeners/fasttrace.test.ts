@@ -1,0 +1,51 @@
+import { describe, expect, test } from "bun:test";
+import { extract } from "../telemetry/tracing/propagation.ts";
+import { TRACE_DENY, TRACE_NO_REQUEST_ID, TRACE_PASS, TRACE_REGULAR, TRACE_SAMPLE, traceVerdict } from "./fasttrace.ts";
+
+const TID = "4bf92f3577b34da6a3ce929d0e0e4736";
+const SID = "00f067aa0ba902b7";
+
+/** Header lists as the fast path's parser gives them, and what the tracer would decide. */
+const cases: [string, [string, string][], number][] = [
+  ["no trace context", [], TRACE_DENY],
+  ["unsampled traceparent", [["traceparent", `00-${TID}-${SID}-00`]], TRACE_PASS],
+  ["sampled traceparent", [["traceparent", `00-${TID}-${SID}-01`]], TRACE_REGULAR],
+  ["flags with other bits, unsampled", [["traceparent", `00-${TID}-${SID}-02`]], TRACE_PASS],
+  ["all-zero trace id", [["traceparent", `00-${"0".repeat(32)}-${SID}-00`]], TRACE_REGULAR],
+  ["upper-case hex", [["traceparent", `00-${TID.toUpperCase()}-${SID}-00`]], TRACE_REGULAR],
+  ["another version", [["traceparent", `01-${TID}-${SID}-00`]], TRACE_REGULAR],
+  ["repeated traceparent", [["traceparent", `00-${TID}-${SID}-00`], ["traceparent", `00-${TID}-${SID}-00`]], TRACE_REGULAR],
+  ["b3 deny", [["b3", "0"]], TRACE_PASS],
+  ["b3 with ids", [["b3", `${TID}-${SID}-0`]], TRACE_REGULAR],
+  ["x-b3-sampled: 0 alone (mesher's own deny)", [["x-b3-sampled", "0"]], TRACE_PASS],
+  ["x-b3-sampled: 1 alone", [["x-b3-sampled", "1"]], TRACE_REGULAR],
+  ["B3 multi with ids", [["x-b3-traceid", TID], ["x-b3-spanid", SID], ["x-b3-sampled", "0"]], TRACE_REGULAR],
+  ["unsampled traceparent beside B3", [["traceparent", `00-${TID}-${SID}-00`], ["x-b3-sampled", "1"]], TRACE_PASS],
+  ["sw8", [["sw8", "1-abc-def-0-c2Vy-aW5z-ZXA-cGVlcg=="]], TRACE_REGULAR],
+  ["forced", [["x-envoy-force-trace", "true"], ["traceparent", `00-${TID}-${SID}-00`]], TRACE_REGULAR],
+  ["x-client-trace-id", [["x-client-trace-id", "abc"]], TRACE_REGULAR],
+];
+
+describe("traceVerdict", () => {
+  for (const [name, list, verdict] of cases) {
+    test(name, () => {
+      const flat = list.flat();
+      expect(traceVerdict(flat, 0) & 3).toBe(verdict === TRACE_DENY ? TRACE_DENY : verdict);
+      // The tracer agrees: PASS is an incoming "no", DENY/SAMPLE a request without context.
+      const h = new Headers(list);
+      if (verdict === TRACE_PASS) expect(extract(h)?.sampled).toBe(false);
+      if (verdict === TRACE_DENY) expect(extract(h)).toBeUndefined();
+    });
+  }
+
+  test("new traces follow the sampler; a request id is asked for only when missing", () => {
+    expect(traceVerdict([], 1)).toBe(TRACE_SAMPLE | TRACE_NO_REQUEST_ID);
+    expect(traceVerdict([], 0)).toBe(TRACE_DENY | TRACE_NO_REQUEST_ID);
+    expect(traceVerdict(["x-request-id", "r1"], 0)).toBe(TRACE_DENY);
+    expect(traceVerdict(["x-request-id", "r1", "b3", "0"], 0.5)).toBe(TRACE_PASS);
+    let sampled = 0;
+    for (let i = 0; i < 20000; i++) if ((traceVerdict([], 0.1) & 3) === TRACE_SAMPLE) sampled++;
+    expect(sampled).toBeGreaterThan(1600); // 2000 expected; 10 standard deviations are ~420
+    expect(sampled).toBeLessThan(2400);
+  });
+});
