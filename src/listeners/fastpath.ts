@@ -28,6 +28,7 @@ import { forwardable } from "../upstream/h1/headers.ts";
 import { findHeadEnd, headerLines, ResponseParser, type ResponseHead } from "../upstream/h1/parser.ts";
 import { SAMPLE_HEADER } from "../telemetry/index.ts";
 import type { RequestSeries } from "../telemetry/metrics.ts";
+import type { Series as StatsSeries } from "../telemetry/stats.ts";
 import { MAX_HEAD, parseHead, startsWithMethod, type Director, type RequestHead, type Target } from "./fastdirect.ts";
 import type { Runtime } from "./runtime.ts";
 import type { Bound } from "./serve.ts";
@@ -66,6 +67,12 @@ function flush(socket: { write(data: Uint8Array): number }, queue: Uint8Array[])
   }
   return true;
 }
+function lengthOf(parts: Uint8Array[]): number {
+  let n = 0;
+  for (const p of parts) n += p.byteLength;
+  return n;
+}
+
 /** One buffer of several: a view when they lie back to back in one received chunk, else a copy. */
 function joined(parts: Uint8Array[]): Uint8Array {
   if (parts.length === 1) return parts[0]!;
@@ -106,6 +113,8 @@ interface Client {
   discard: number;
   /** While an upstream read is parsed: what it makes for the client, written as one send. */
   corked: Uint8Array[] | null;
+  /** Something corked was made here (a rebuilt head, chunk framing), not a view of the read. */
+  rewritten: boolean;
   /** End the connection once what is corked has been written. */
   endAfterFlush: boolean;
   closed: boolean;
@@ -157,7 +166,10 @@ export function serveFastPath(
   const pools = new Map<string, Upstream[]>();
   let inflight = 0;
   let stopping = false;
-  const lastSeries = new WeakMap<Endpoint, { pipeline: Pipeline; service: string; status: number; direction: string; version: string; series: RequestSeries }>();
+  const lastSeries = new WeakMap<
+    Endpoint,
+    { pipeline: Pipeline; service: string; status: number; direction: string; version: string; series: RequestSeries; stats: StatsSeries }
+  >();
   let onIdle: (() => void) | null = null;
   /** Where delegated requests go (the regular engine). */
   const regularEndpoint = makeEndpoint(`127.0.0.1:${regular.port}`, { origin: "local" });
@@ -207,18 +219,25 @@ export function serveFastPath(
       const head = end <= MAX_HEAD ? parseHead(buf, 0, end) : undefined;
       const verdict = head && direct(head, c.peer);
       const target = verdict && ("delegate" in verdict ? delegated(buf, end, verdict.sample) : verdict);
-      const ex: Exchange | undefined = target && {
+      if (!target) return toPipe(c);
+      // Built field by field (not spread from the target): one object shape for every exchange.
+      const ex: Exchange = {
         head: head!,
-        ...target,
+        direction: target.direction,
+        service: target.service,
+        version: target.version,
+        route: target.route,
+        endpoint: target.endpoint,
+        bytes: target.bytes,
+        delegated: target.delegated === true,
         start: performance.now(),
         upstream: null,
         answered: false,
         chunked: false,
         status: 0,
         retried: false,
-        bodyLeft: head.bodyLength,
+        bodyLeft: head!.bodyLength,
       };
-      if (!ex) return toPipe(c);
       c.buf = end === buf.length ? null : buf.subarray(end);
       send(c, ex); // the idle timer stays: it is re-armed if it fires mid-exchange
     }
@@ -370,6 +389,7 @@ export function serveFastPath(
           ex.answered = true;
           return answered(ex, undefined);
         }
+        c.rewritten = true;
         const h = forwardable(headerLines(head.raw));
         let out = `HTTP/1.1 ${head.status} ${head.statusText}\r\n`;
         for (let i = 0; i < h.length; i += 2) out += `${h[i]!.toLowerCase()}: ${h[i + 1]}\r\n`;
@@ -382,6 +402,7 @@ export function serveFastPath(
       onBody(chunk: Uint8Array) {
         const c = u.client!;
         if (c.ex!.chunked) {
+          c.rewritten = true;
           write(c, Buffer.from(`${chunk.byteLength.toString(16)}\r\n`, "latin1"));
           write(c, chunk);
           write(c, Buffer.from(CRLF, "latin1"));
@@ -390,7 +411,10 @@ export function serveFastPath(
       onEnd() {
         const c = u.client!;
         const ex = c.ex!;
-        if (ex.chunked) write(c, LAST_CHUNK);
+        if (ex.chunked) {
+          c.rewritten = true;
+          write(c, LAST_CHUNK);
+        }
         finish(c, ex, u.keepAlive && !u.closeDelimited);
       },
     };
@@ -417,11 +441,12 @@ export function serveFastPath(
         status: ex.status,
         errorCode: error?.code ?? "",
       });
-      last = { pipeline, service: ex.service, status: ex.status, direction: ex.direction, version: ex.version, series };
+      const stats = rt.telemetry.stats.series(ex.direction, ex.service);
+      last = { pipeline, service: ex.service, status: ex.status, direction: ex.direction, version: ex.version, series, stats };
       if (!error) lastSeries.set(ex.endpoint, last);
     }
     rt.metrics.count(last.series, ex.status, ms / 1000);
-    rt.telemetry.stats.record(ex.direction, ex.service, ex.status, error !== undefined || ex.status >= 500, ms);
+    rt.telemetry.stats.count(last.stats, ex.status, error !== undefined || ex.status >= 500, ms);
   }
 
   /** The exchange is over: the upstream connection goes back to its pool, the next request starts. */
@@ -516,12 +541,14 @@ export function serveFastPath(
       const c = u.client;
       if (!c) return void s.end(); // bytes nobody asked for
       u.received = true;
-      // Head and body of a response read at once leave in one send (one syscall, one packet).
+      // Head and body of a response read at once leave in one send (one syscall, one packet):
+      // the read itself when it was exactly what goes on (a whole response, passed as received).
       const corked: Uint8Array[] = (c.corked = []);
+      c.rewritten = false;
       try {
         u.parser.execute(chunk);
         c.corked = null;
-        if (corked.length) write(c, joined(corked));
+        if (corked.length) write(c, !c.rewritten && lengthOf(corked) === chunk.byteLength ? chunk : joined(corked));
         if (c.endAfterFlush) c.socket.end();
       } catch (err) {
         c.corked = null;
@@ -557,7 +584,7 @@ export function serveFastPath(
     port,
     socket: {
       open(socket) {
-        const c: Client = { socket, peer: socket.remoteAddress, buf: null, ex: null, pipe: null, pipeQueue: null, out: [], discard: 0, corked: null, endAfterFlush: false, closed: false };
+        const c: Client = { socket, peer: socket.remoteAddress, buf: null, ex: null, pipe: null, pipeQueue: null, out: [], discard: 0, corked: null, rewritten: false, endAfterFlush: false, closed: false };
         socket.data = c;
         clients.add(c);
         socket.timeout(options.idleTimeoutSeconds);

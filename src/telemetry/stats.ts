@@ -54,7 +54,7 @@ export interface SeriesStats {
   windows: { start: number; total: number; errors: number }[];
 }
 
-class Series {
+export class Series {
   readonly windows: Window[] = [];
   requests = 0;
   errors = 0;
@@ -118,9 +118,19 @@ export class Stats {
 
   /** Counts one request. An error is a mesher error code or a 5xx. */
   record(direction: string, service: string, status: number, failed: boolean, ms: number, now = Date.now()): void {
+    this.count(this.series(direction, service), status, failed, ms, now);
+  }
+
+  /** The series of a direction and service (a caller may keep it for the next such request). */
+  series(direction: string, service: string): Series {
     const key = `${direction}\u0000${service}`;
     let s = this.#series.get(key);
     if (!s) this.#series.set(key, (s = new Series(direction, service)));
+    return s;
+  }
+
+  /** Counts one request in a series found by `series`. */
+  count(s: Series, status: number, failed: boolean, ms: number, now = Date.now()): void {
     const w = s.current(now);
     const cls = Math.floor(status / 100);
     s.requests++;

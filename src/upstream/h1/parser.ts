@@ -185,7 +185,7 @@ export class ResponseParser {
   /** Parses the header block buf[start, end) (end: index after CRLFCRLF); returns `end`. */
   #head(buf: Uint8Array, start: number, end: number): number {
     // latin1: one char per byte, so header values pass on byte for byte (UTF-8 included).
-    const text = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength).toString("latin1", start, end);
+    const text = (buf instanceof Buffer ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)).toString("latin1", start, end);
     const eol = text.indexOf("\r\n");
     const statusLine = text.slice(0, eol);
     // "HTTP/1.1 200 OK": the reason phrase is optional.
