@@ -2,9 +2,10 @@
  * The fast path of the consumer and provider ports (`listen.fastPath`): a request whose chain
  * has nothing to do is relayed over raw sockets, head rewritten as the regular path would, body
  * bytes passed through, without building a Request, Headers or Response. Everything else (a
- * chunked upload, an upgrade, CONNECT, egress, errors, a service with routes, policies,
- * tracing or an access log...) is piped byte for byte to the regular engine (Bun.serve or
- * node:http) listening on a private loopback port, so its behaviour is the regular one.
+ * chunked upload, an upgrade, CONNECT, egress, errors, a service with routes or policies, an
+ * access log...) is piped byte for byte to the regular engine (Bun.serve or node:http)
+ * listening on a private loopback port, so its behaviour is the regular one. A request to
+ * trace is handed to that engine alone (`delegated`), the connection staying here.
  *
  * Why: bench/NOTES.md ("Change 5"). At a fixed 3,000 req/s a Bun.serve + upstream-client proxy
  * costs ~53 µs of CPU per request in Web objects and promises before any mesher logic; a raw
@@ -16,9 +17,10 @@
  * service (not egress, not this sidecar, no loop) whose compiled chain is a pass-through: the
  * default consumer chain, no handler overridden by name, no route rules, no rate limit, fault,
  * circuit breaker, timeout, retry or outlier detection for it, round-robin balancing, no
- * upstream TLS, tracing and access log off; on the provider side, the default provider chain
- * without a rate limit, tracing or access log, and a local port known for it (fastdirect.ts
- * decides). Once a connection has been piped it stays piped.
+ * upstream TLS, the access log off; on the provider side, the default provider chain without
+ * a rate limit or access log, and a local port known for it; with tracing on, a trace not
+ * sampled (fastdirect.ts and fasttrace.ts decide). Once a connection has been piped it stays
+ * piped.
  */
 import type { Socket, TCPSocketListener } from "bun";
 import type { Pipeline } from "../pipeline/build.ts";
