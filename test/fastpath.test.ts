@@ -287,22 +287,22 @@ describe('listen.fastPath: "auto"', () => {
     expect(useful(base, "provider")).toBe(true);
     // A policy on one service leaves the others fast.
     expect(useful({ ...base, services: { shop: { endpoints: ["127.0.0.1:1"], retry: { attempts: 2 } } } }, "consumer")).toBe(true);
-    // A default every service inherits, tracing, the access log, a custom chain: nothing is fast.
+    // A default every service inherits, the access log, a custom chain: nothing is fast.
     expect(useful({ ...base, retry: { attempts: 2 } }, "consumer")).toBe(false);
     expect(useful({ ...base, loadBalancer: { kind: "random" } }, "consumer")).toBe(false);
     expect(useful({ ...base, accessLog: { enabled: true } }, "consumer")).toBe(false);
     expect(useful({ ...base, accessLog: { enabled: true } }, "provider")).toBe(false);
     expect(useful({ ...base, chains: { consumer: ["router", "loadBalance", "transport"] } }, "consumer")).toBe(false);
     expect(useful({ ...base, retry: { attempts: 2 } }, "provider")).toBe(true);
-    // Tracing: fast when most new traces are not sampled (sampled ones go to the regular engine).
-    expect(useful({ ...base, tracing: {} }, "consumer")).toBe(false); // sampler 1 by default
+    // Tracing: spans are made on the fast path too.
+    expect(useful({ ...base, tracing: {} }, "consumer")).toBe(true); // sampler 1 by default
     expect(useful({ ...base, tracing: { sampler: 0.01 } }, "consumer")).toBe(true);
     expect(useful({ ...base, tracing: { sampler: 0.01 } }, "provider")).toBe(true);
   });
 });
 
 describe("fast path with tracing", () => {
-  test("unsampled requests stay fast carrying the tracer's headers; sampled ones are traced, on the same connection", async () => {
+  test("unsampled requests carry the tracer's headers, sampled ones are traced: all on the fast path", async () => {
     const otlp = await startOtlpReceiver();
     const tracing = { sampler: 0.5, flushInterval: "100ms", otlp: { endpoint: otlp.url } };
     const pair = twoSidecars(app.port!, {
@@ -336,10 +336,12 @@ describe("fast path with tracing", () => {
       for (const id of ids) {
         const mine = spans.filter((s) => s.traceId === id);
         expect(mine.map((s) => `${s.service}:${s.kind}`).sort()).toEqual(["promotion:SPAN_KIND_SERVER", "shop:SPAN_KIND_CLIENT"]);
+        const client = mine.find((s) => s.kind === "SPAN_KIND_CLIENT")!;
+        expect(mine.find((s) => s.kind === "SPAN_KIND_SERVER")!.parentSpanId).toBe(client.spanId); // chained across the hop
       }
-      // The unsampled ones took the fast path on both sides (the connection was not handed over).
-      expect(await metric(pair.a.addresses.admin!, "mesher_fast_path_requests_total")).toBe(unsampled.length);
-      expect(await metric(pair.b.addresses.admin!, "mesher_fast_path_requests_total")).toBe(unsampled.length);
+      // All of them took the fast path on both sides (the connection was not handed over).
+      expect(await metric(pair.a.addresses.admin!, "mesher_fast_path_requests_total")).toBe(n);
+      expect(await metric(pair.b.addresses.admin!, "mesher_fast_path_requests_total")).toBe(n);
       expect(await metric(pair.a.addresses.admin!, 'requests_total{service_name="promotion"')).toBe(n);
 
       // A caller's decision is kept: "no" travels as it came, on the fast path; "yes" is traced.
@@ -347,12 +349,54 @@ describe("fast path with tracing", () => {
       const no = (await (await viaProxy(pair.proxy, "http://promotion/no", { headers: { traceparent: `00-${parent}-00f067aa0ba902b7-00` } })).json()) as { headers: Record<string, string> };
       expect(no.headers.traceparent).toBe(`00-${parent}-00f067aa0ba902b7-00`);
       expect(no.headers["x-b3-sampled"]).toBeUndefined();
-      expect(await metric(pair.a.addresses.admin!, "mesher_fast_path_requests_total")).toBe(unsampled.length + 1);
+      expect(await metric(pair.a.addresses.admin!, "mesher_fast_path_requests_total")).toBe(n + 1);
       const yes = (await (await viaProxy(pair.proxy, "http://promotion/yes", { headers: { traceparent: `00-${parent}-00f067aa0ba902b7-01` } })).json()) as { headers: Record<string, string> };
       expect(yes.headers.traceparent).toMatch(new RegExp(`^00-${parent}-[0-9a-f]{16}-01$`));
       await otlp.waitFor((s) => s.filter((x) => x.traceId === parent).length === 2);
+      expect(await metric(pair.a.addresses.admin!, "mesher_fast_path_requests_total")).toBe(n + 2);
     } finally {
       await pair.stop();
+      await otlp.stop();
+    }
+  });
+
+  test("a span made on the fast path is the one the regular engine makes", async () => {
+    const otlp = await startOtlpReceiver();
+    const tracing = { sampler: 1, flushInterval: "100ms", otlp: { endpoint: otlp.url } };
+    const pair = (fastPath: boolean) =>
+      twoSidecars(app.port!, {
+        a: { listen: { fastPath }, tracing },
+        b: { listen: { provider: "127.0.0.1:0", fastPath }, tracing },
+      });
+    const fastPair = pair(true);
+    const slowPair = pair(false);
+    try {
+      /** The two spans of one call, without what differs between two calls (ids, times, ports). */
+      const spansOf = async (proxy: string, traceId: string) => {
+        const init = { headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01`, "user-agent": "span-test", "x-request-id": "rid-1" } };
+        expect((await viaProxy(proxy, "http://promotion/span/x?q=1", init)).status).toBe(200);
+        const spans = (await otlp.waitFor((s) => s.filter((x) => x.traceId === traceId).length === 2)).filter((x) => x.traceId === traceId);
+        return spans
+          .map((x) => {
+            const attributes = { ...x.attributes };
+            for (const k of ["mesher.endpoint", "network.peer.address", "network.peer.port", "client.address"]) {
+              if (typeof attributes[k] === "string") attributes[k] = String(attributes[k]).replace(/:\d+$/, ":PORT");
+              if (k === "network.peer.port" && attributes[k] !== undefined) attributes[k] = "PORT";
+            }
+            return { name: x.name, kind: x.kind, service: x.service, status: x.status, parentIsCaller: x.parentSpanId === "00f067aa0ba902b7", attributes };
+          })
+          .sort((p, q) => p.kind.localeCompare(q.kind));
+      };
+      const fast = await spansOf(fastPair.proxy, "11111111111111111111111111111111");
+      const slow = await spansOf(slowPair.proxy, "22222222222222222222222222222222");
+      expect(fast).toEqual(slow);
+      expect(fast.map((x) => `${x.service}:${x.kind}`)).toEqual(["shop:SPAN_KIND_CLIENT", "promotion:SPAN_KIND_SERVER"]);
+      expect(fast[0]!.attributes["url.query"]).toBe("q=1");
+      expect(fast[1]!.attributes["mesher.source_service"]).toBe("shop");
+      expect(await metric(fastPair.a.addresses.admin!, "mesher_fast_path_requests_total")).toBe(1);
+      expect(await metric(fastPair.b.addresses.admin!, "mesher_fast_path_requests_total")).toBe(1);
+    } finally {
+      await Promise.all([fastPair.stop(), slowPair.stop()]);
       await otlp.stop();
     }
   });

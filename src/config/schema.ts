@@ -100,7 +100,7 @@ const ListenSchema = v.strictObject({
   fastPath: v.optional(
     v.pipe(
       v.union([v.boolean(), v.literal("auto")], 'true, false or "auto"'),
-      d('relay requests whose chain has nothing to do (consumer: no routes or policies for the service; provider: no rate limit; no access log; a trace not sampled; no body or a Content-Length one) over raw sockets, without Request/Response objects; everything else goes to the regular engine behind it, one loopback hop further. "auto": on unless the config sends little its way (the access log on, tracing.sampler above 0.5, a custom chain, a default policy every service inherits); false: the regular engine only. Not on a listener with TLS; a change needs a restart'),
+      d('relay requests whose chain has nothing to do (consumer: no routes or policies for the service; provider: no rate limit; no access log; a trace not sampled; no body or a Content-Length one) over raw sockets, without Request/Response objects; everything else goes to the regular engine behind it, one loopback hop further. "auto": on unless the config sends little its way (the access log on, a custom chain, a default policy every service inherits); false: the regular engine only. Not on a listener with TLS; a change needs a restart'),
     ),
     "auto",
   ),

@@ -17,9 +17,10 @@ import { isAvailable, makeEndpoint, type Cluster, type Endpoint } from "../upstr
 import type { ClusterManager } from "../upstream/clusters.ts";
 import { HOP_BY_HOP, parseHost } from "../upstream/http.ts";
 import { VIA_HEADER, viaContains } from "./handle.ts";
-import { localPort } from "./provider.ts";
+import { identityCache, localPort } from "./provider.ts";
 import type { Runtime } from "./runtime.ts";
-import { TRACE_DENY, TRACE_NO_REQUEST_ID, TRACE_REGULAR, TRACE_SAMPLE, traceVerdict } from "./fasttrace.ts";
+import { TRACE_DENY, TRACE_NO_REQUEST_ID, TRACE_PASS, TRACE_SAMPLE, traceVerdict } from "./fasttrace.ts";
+import type { Hop, TraceCtx } from "../telemetry/tracing/tracer.ts";
 
 /** Longest request head taken on the fast path (longer ones go to the regular engine). */
 export const MAX_HEAD = 16 * 1024;
@@ -42,26 +43,24 @@ function planOf(pipeline: Pipeline) {
 
 /**
  * The side's chain is the default one and nothing records per request beyond metrics and the
- * trace decision (a sampled request is handed to the regular engine: fasttrace.ts).
+ * trace (fasttrace.ts, startTrace).
  */
 function chainIsQuiet(c: ResolvedConfig, side: "consumer" | "provider"): boolean {
   const overridden = [...DEFAULT_CHAINS[side]].some((h) => c.handlers[h] !== undefined);
   return !c.chains[side] && !overridden && !c.accessLog?.enabled && (side === "consumer" || !c.rateLimit?.provider);
 }
 
-/** Above this `tracing.sampler` most new traces are sampled, so "auto" leaves the fast path out. */
-const AUTO_MAX_SAMPLER = 0.5;
 
 /**
  * `listen.fastPath: "auto"`: whether the fast path in front of a listener would carry
  * anything. A request it cannot take costs an extra loopback hop to the regular engine (~10 µs,
  * ~25% of such a request: bench/NOTES.md), so "auto" leaves it out when the config sends
- * little its way: the access log on, tracing sampling more than half of new traces, a custom
- * chain, or (consumer) a default policy every service inherits (rate limit, timeout, retry,
- * circuit breaker, outlier detection, a balancer other than round robin).
+ * little its way: the access log on, a custom chain, or (consumer) a default policy every
+ * service inherits (rate limit, timeout, retry, circuit breaker, outlier detection, a
+ * balancer other than round robin).
  */
 export function fastPathUseful(c: ResolvedConfig, side: "consumer" | "provider"): boolean {
-  if (!chainIsQuiet(c, side) || (c.tracing && c.tracing.sampler > AUTO_MAX_SAMPLER)) return false;
+  if (!chainIsQuiet(c, side)) return false;
   if (side === "provider") return true;
   const lb = c.loadBalancer;
   return !c.rateLimit?.consumer && !c.timeout && !c.retry && !c.circuitBreaker && !c.outlierDetection && (!lb || lb.kind === "roundRobin");
@@ -168,28 +167,53 @@ export function parseHead(buf: Buffer, start: number, end: number): RequestHead 
 
 // ---------------------------------------------------------------- the two sides
 
-/** A request the regular engine must serve, the connection staying on the fast path. */
-export interface Delegation {
-  readonly delegate: true;
-  /** The fast path decided to sample a new trace: the regular engine is told so (telemetry SAMPLE_HEADER). */
-  readonly sample: boolean;
+/** A span the fast path started for a request: ended when the response head arrives. */
+export interface FastTrace {
+  hop: Hop;
+  ctx: TraceCtx;
 }
-const DELEGATE: Delegation = { delegate: true, sample: false };
-const DELEGATE_SAMPLED: Delegation = { delegate: true, sample: true };
 
-/** With tracing on: the head lines the trace decision adds, or the request is the regular engine's. */
-function traceLines(ratio: number, headers: string[]): string | Delegation {
-  const v = traceVerdict(headers, ratio);
-  switch (v & 3) {
-    case TRACE_SAMPLE:
-      return DELEGATE_SAMPLED;
-    case TRACE_REGULAR:
-      return DELEGATE;
-  }
-  let out = (v & 3) === TRACE_DENY ? "x-b3-sampled: 0\r\n" : "";
-  if (v & TRACE_NO_REQUEST_ID) out += `x-request-id: ${crypto.randomUUID()}\r\n`;
+/** Headers the tracer may write (propagation.ts inject/injectDeny, and x-request-id). */
+const TRACE_WRITTEN = new Set([
+  "traceparent", "tracestate", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags",
+  "b3", "x-ot-span-context", "sw8", "x-request-id",
+]);
+/** Headers the tracer reads besides those. */
+const TRACE_READ = new Set([...TRACE_WRITTEN, "x-envoy-force-trace", "x-client-trace-id", "x-envoy-decorator-operation", "user-agent", "host"]);
+
+/** With tracing on and nothing to record: the head lines the decision adds (fasttrace.ts). */
+function untracedLines(verdict: number): string {
+  let out = (verdict & 3) === TRACE_DENY ? "x-b3-sampled: 0\r\n" : "";
+  if (verdict & TRACE_NO_REQUEST_ID) out += `x-request-id: ${crypto.randomUUID()}\r\n`;
   return out;
 }
+
+/**
+ * A request to trace (or whose trace context the fast path does not read): the tracer takes it
+ * as on the regular path, from a Headers of its trace-related headers; returns the span (if
+ * sampled) and the head lines of the trace headers to send (the caller leaves out the
+ * originals of TRACE_WRITTEN). `decided`: a new trace the fast path drew as sampled.
+ */
+function startTrace(rt: Runtime, list: string[], decided: boolean, ctx: Omit<TraceCtx, "headers" | "req">): { trace: FastTrace | null; lines: string } {
+  const h = new Headers();
+  for (let i = 0; i < list.length; i += 2) if (TRACE_READ.has(list[i]!)) h.append(list[i]!, list[i + 1]!);
+  const full: TraceCtx = { ...ctx, headers: h, req: { headers: h } };
+  const hop = rt.telemetry.begin(full, decided);
+  let lines = "";
+  h.forEach((v, n) => {
+    if (TRACE_WRITTEN.has(n)) lines += `${n}: ${v}\r\n`;
+  });
+  return { trace: hop ? { hop, ctx: full } : null, lines };
+}
+
+/** The comma-joined values of `name` in a header list ("" when absent). */
+function valuesOf(list: string[], name: string): string {
+  let out = "";
+  for (let i = 0; i < list.length; i += 2) if (list[i] === name) out = out ? `${out}, ${list[i + 1]}` : list[i + 1]!;
+  return out;
+}
+
+const DEFAULT_ROUTE = Object.freeze({ name: "default" });
 
 /** X-Forwarded-For appended, -Proto and -Host set when absent: setForwarded (upstream/http.ts) as head lines. */
 function forwardedLines(xff: string, peer: string, hasProto: boolean, hasHost: boolean, host: string): string {
@@ -246,12 +270,13 @@ export function consumerDirector(rt: Runtime, clusters: ClusterManager): Directo
     const { service, port } = d;
     const cluster = clusters.get(service);
     if (!cluster) return undefined;
-    const tracing = pipeline.config.tracing;
-    const traced = tracing ? traceLines(tracing.sampler, head.headers) : "";
-    if (typeof traced !== "string") return traced;
     const now = Date.now();
     const endpoint = pick(cluster, now);
     if (!endpoint) return undefined; // the regular path answers 503 with the JSON error
+    const tracing = pipeline.config.tracing;
+    const verdict = tracing ? traceVerdict(head.headers, tracing.sampler) : TRACE_PASS;
+    // Traced: the tracer rewrites the trace headers (written after the loop).
+    const traced = (verdict & 3) >= TRACE_SAMPLE;
 
     // The head as the regular path sends it upstream (hop-by-hop out, forwarding headers in).
     let via = "";
@@ -265,7 +290,7 @@ export function consumerDirector(rt: Runtime, clusters: ClusterManager): Directo
     for (let i = 0; i < h.length; i += 2) {
       const n = h[i]!;
       const v = h[i + 1]!;
-      if (HOP.has(n)) continue;
+      if (HOP.has(n) || (traced && TRACE_WRITTEN.has(n))) continue;
       if (REWRITTEN.has(n)) {
         if (n === VIA_HEADER) via = via ? `${via}, ${v}` : v;
         else if (n === "x-forwarded-for") xff = xff ? `${xff}, ${v}` : v;
@@ -283,7 +308,24 @@ export function consumerDirector(rt: Runtime, clusters: ClusterManager): Directo
     out += `${VIA_HEADER}: ${via ? `${via}, ${mark}` : mark}\r\n${IDENTITY_HEADER}: ${pipeline.identity}\r\n`;
     // The port named in the URL travels to the provider (as the regular path sets it).
     if (port ?? fport) out += `x-forwarded-port: ${port ?? fport}\r\n`;
-    out += traced + CRLF;
+    let trace: FastTrace | null = null;
+    if (traced) {
+      const t = startTrace(rt, h, (verdict & 3) === TRACE_SAMPLE, {
+        direction: "consumer",
+        method: head.method,
+        path: head.path,
+        service,
+        port,
+        clientAddress: peer,
+        route: DEFAULT_ROUTE,
+        cluster,
+        endpoint,
+        attempts: 0,
+      });
+      trace = t.trace;
+      out += t.lines;
+    } else if (tracing) out += untracedLines(verdict);
+    out += CRLF;
     return {
       direction: "consumer",
       service,
@@ -291,6 +333,7 @@ export function consumerDirector(rt: Runtime, clusters: ClusterManager): Directo
       route: "default",
       endpoint,
       bytes: Buffer.from(out, "latin1"),
+      trace,
     };
   };
 }
@@ -300,6 +343,7 @@ export function providerDirector(rt: Runtime): Director {
   const mark = `${rt.id}/provider`;
   const locals = new Map<number, Endpoint>();
   const plans = new WeakMap<Pipeline, boolean>();
+  const identity = identityCache();
   return (head, peer) => {
     const pipeline = rt.pipeline;
     let ok = plans.get(pipeline);
@@ -308,8 +352,8 @@ export function providerDirector(rt: Runtime): Director {
     }
     if (!ok || head.bodyLength > pipeline.config.maxRequestBodySize) return undefined;
     const tracing = pipeline.config.tracing;
-    const traced = tracing ? traceLines(tracing.sampler, head.headers) : "";
-    if (typeof traced !== "string") return traced;
+    const verdict = tracing ? traceVerdict(head.headers, tracing.sampler) : TRACE_PASS;
+    const traced = (verdict & 3) >= TRACE_SAMPLE;
     let via = "";
     let xff = "";
     let fport: string | null = null;
@@ -320,7 +364,7 @@ export function providerDirector(rt: Runtime): Director {
     for (let i = 0; i < h.length; i += 2) {
       const n = h[i]!;
       const v = h[i + 1]!;
-      if (HOP.has(n) || n === "host") continue;
+      if (HOP.has(n) || n === "host" || (traced && TRACE_WRITTEN.has(n))) continue;
       if (n === VIA_HEADER) via = via ? `${via}, ${v}` : v; // not passed on: the app's calls are new requests
       else if (n === "x-forwarded-for") xff = xff ? `${xff}, ${v}` : v;
       else {
@@ -336,13 +380,33 @@ export function providerDirector(rt: Runtime): Director {
     if (port === undefined) return undefined; // the regular path explains
     let endpoint = locals.get(port);
     if (!endpoint) locals.set(port, (endpoint = makeEndpoint(`127.0.0.1:${port}`, { origin: "local" })));
-    const out = `${head.method} ${head.path} HTTP/1.1\r\nhost: ${endpoint.address}\r\n${rest}${forwardedLines(xff, peer, proto, fhost !== null, head.host)}${traced}\r\n`;
+    let trace: FastTrace | null = null;
+    let lines = "";
+    if (traced) {
+      const t = startTrace(rt, h, (verdict & 3) === TRACE_SAMPLE, {
+        direction: "provider",
+        method: head.method,
+        path: head.path,
+        service: config.service.name,
+        port: undefined,
+        clientAddress: peer,
+        source: identity(valuesOf(h, IDENTITY_HEADER)),
+        route: undefined,
+        cluster: undefined,
+        endpoint,
+        attempts: 0,
+      });
+      trace = t.trace;
+      lines = t.lines;
+    } else if (tracing) lines = untracedLines(verdict);
+    const out = `${head.method} ${head.path} HTTP/1.1\r\nhost: ${endpoint.address}\r\n${rest}${forwardedLines(xff, peer, proto, fhost !== null, head.host)}${lines}\r\n`;
     return {
       direction: "provider",
       service: config.service.name,
       version: config.service.version,
       route: "",
       endpoint,
+      trace,
       bytes: Buffer.from(out, "latin1"),
     };
   };
@@ -359,12 +423,9 @@ export interface Target {
   endpoint: Endpoint;
   /** The rewritten request head. */
   bytes: Uint8Array;
-  /** A request for the regular engine (a Delegation): counted there, not here. */
-  delegated?: boolean;
+  /** The request's span, when it is traced. */
+  trace: FastTrace | null;
 }
 
-/**
- * Decides a request's fast path: its target; a Delegation (this request to the regular engine
- * as it came, the connection stays); or undefined (the connection goes to the regular engine).
- */
-export type Director = (head: RequestHead, peer: string) => Target | Delegation | undefined;
+/** Decides a request's fast path: its target, or undefined for the regular engine. */
+export type Director = (head: RequestHead, peer: string) => Target | undefined;

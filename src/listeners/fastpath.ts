@@ -4,8 +4,7 @@
  * bytes passed through, without building a Request, Headers or Response. Everything else (a
  * chunked upload, an upgrade, CONNECT, egress, errors, a service with routes or policies, an
  * access log...) is piped byte for byte to the regular engine (Bun.serve or node:http)
- * listening on a private loopback port, so its behaviour is the regular one. A request to
- * trace is handed to that engine alone (`delegated`), the connection staying here.
+ * listening on a private loopback port, so its behaviour is the regular one.
  *
  * Why: bench/NOTES.md ("Change 5"). At a fixed 3,000 req/s a Bun.serve + upstream-client proxy
  * costs ~53 µs of CPU per request in Web objects and promises before any mesher logic; a raw
@@ -25,10 +24,9 @@
 import type { Socket, TCPSocketListener } from "bun";
 import type { Pipeline } from "../pipeline/build.ts";
 import { errorResponse, MeshError } from "../pipeline/errors.ts";
-import { makeEndpoint, splitAddress, type Endpoint } from "../upstream/cluster.ts";
+import { splitAddress, type Endpoint } from "../upstream/cluster.ts";
 import { forwardable } from "../upstream/h1/headers.ts";
 import { findHeadEnd, headerLines, ResponseParser, type ResponseHead } from "../upstream/h1/parser.ts";
-import { SAMPLE_HEADER } from "../telemetry/index.ts";
 import type { RequestSeries } from "../telemetry/metrics.ts";
 import type { Series as StatsSeries } from "../telemetry/stats.ts";
 import { MAX_HEAD, parseHead, startsWithMethod, type Director, type RequestHead, type Target } from "./fastdirect.ts";
@@ -142,8 +140,6 @@ interface Upstream {
   paused: boolean;
   /** Request body bytes the socket has not taken yet (the client is paused meanwhile). */
   out: Uint8Array[];
-  /** The local port (the regular engine maps it to the client it serves: `peers`). */
-  local: number;
 }
 
 export interface FastPathOptions {
@@ -173,8 +169,6 @@ export function serveFastPath(
     { pipeline: Pipeline; service: string; status: number; direction: string; version: string; series: RequestSeries; stats: StatsSeries }
   >();
   let onIdle: (() => void) | null = null;
-  /** Where delegated requests go (the regular engine). */
-  const regularEndpoint = makeEndpoint(`127.0.0.1:${regular.port}`, { origin: "local" });
 
   // ---- client side
 
@@ -219,8 +213,7 @@ export function serveFastPath(
         return;
       }
       const head = end <= MAX_HEAD ? parseHead(buf, 0, end) : undefined;
-      const verdict = head && direct(head, c.peer);
-      const target = verdict && ("delegate" in verdict ? delegated(buf, end, verdict.sample) : verdict);
+      const target = head && direct(head, c.peer);
       if (!target) return toPipe(c);
       // Built field by field (not spread from the target): one object shape for every exchange.
       const ex: Exchange = {
@@ -231,7 +224,7 @@ export function serveFastPath(
         route: target.route,
         endpoint: target.endpoint,
         bytes: target.bytes,
-        delegated: target.delegated === true,
+        trace: target.trace,
         start: performance.now(),
         upstream: null,
         answered: false,
@@ -243,20 +236,6 @@ export function serveFastPath(
       c.buf = end === buf.length ? null : buf.subarray(end);
       send(c, ex); // the idle timer stays: it is re-armed if it fires mid-exchange
     }
-  }
-
-  /**
-   * One request for the regular engine, sent over a pooled connection like any upstream
-   * call (its response relayed the same way), the client's connection staying here. The
-   * head goes as it came, with SAMPLE_HEADER when the fast path decided to sample it.
-   */
-  function delegated(buf: Buffer, end: number, sample: boolean): Target {
-    let bytes: Uint8Array = buf.subarray(0, end);
-    if (sample) {
-      const line = buf.indexOf(CRLF) + 2;
-      bytes = Buffer.concat([bytes.subarray(0, line), Buffer.from(`${SAMPLE_HEADER}: ${rt.telemetry.sampleToken}\r\n`, "latin1"), bytes.subarray(line)]);
-    }
-    return { direction: "consumer", service: "", version: "", route: "", endpoint: regularEndpoint, bytes, delegated: true };
   }
 
   /** Hands the connection to the regular engine: buffered bytes first, then everything. */
@@ -304,12 +283,9 @@ export function serveFastPath(
   function send(c: Client, ex: Exchange): void {
     c.ex = ex;
     inflight++;
-    if (!ex.delegated) {
-      // A delegated request is counted by the regular engine.
-      rt.metrics.fastPath.value++;
-      rt.inflight++;
-      ex.endpoint.active++;
-    }
+    rt.metrics.fastPath.value++;
+    rt.inflight++;
+    ex.endpoint.active++;
     const pool = pools.get(ex.endpoint.address);
     let up: Upstream | undefined;
     while (pool?.length && !(up = pool.pop())?.socket) up = undefined;
@@ -338,13 +314,11 @@ export function serveFastPath(
       closeDelimited: false,
       paused: false,
       out: [],
-      local: 0,
     };
     u.parser = new ResponseParser(sinkOf(u));
     u.parser.lean = true; // the head goes on as received unless it has hop-by-hop headers
     const { host: hostname, port } = splitAddress(e.address);
     u.socket = await Bun.connect<Upstream>({ hostname, port, data: u, socket: upstreamHandlers });
-    u.local = u.socket.localPort;
     return u;
   }
 
@@ -353,7 +327,6 @@ export function serveFastPath(
     u.client = c;
     u.received = false;
     u.parser.noBody = ex.head.method === "HEAD";
-    if (ex.delegated) peers.set(u.local, c.peer);
     // The head, with the body bytes already here, in one write.
     const body = takeBody(c, ex);
     toUpstream(c, u, body ? Buffer.concat([ex.bytes, body]) : ex.bytes);
@@ -425,7 +398,6 @@ export function serveFastPath(
   /** Counts the request (at response headers, as runChain does). */
   function answered(ex: Exchange, error: MeshError | undefined): void {
     inflight--;
-    if (ex.delegated) return;
     rt.inflight--;
     ex.endpoint.active--;
     const ms = performance.now() - ex.start;
@@ -449,6 +421,11 @@ export function serveFastPath(
     }
     rt.metrics.count(last.series, ex.status, ms / 1000);
     rt.telemetry.stats.count(last.stats, ex.status, error !== undefined || ex.status >= 500, ms);
+    const trace = ex.trace;
+    if (trace) {
+      trace.ctx.attempts = 1;
+      rt.telemetry.endSpan(trace.hop, trace.ctx, ex, error);
+    }
   }
 
   /** The exchange is over: the upstream connection goes back to its pool, the next request starts. */
@@ -504,7 +481,6 @@ export function serveFastPath(
 
   function upstreamClosed(u: Upstream): void {
     u.socket = null;
-    peers.delete(u.local);
     const i = u.pool.indexOf(u);
     if (i >= 0) u.pool.splice(i, 1);
     const c = u.client;

@@ -35,7 +35,7 @@ export function localPort(config: ResolvedConfig, forwardedPort: string | null, 
  */
 const IDENTITY_CACHE_MAX = 1024;
 
-function identityCache(): (value: string | null) => Source | undefined {
+export function identityCache(): (value: string | null) => Source | undefined {
   const seen = new Map<string, Source | undefined>();
   return (value) => {
     if (!value) return undefined;

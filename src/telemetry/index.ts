@@ -9,7 +9,7 @@ import type { Ctx } from "../pipeline/types.ts";
 import { AccessLog, type AccessEntry } from "./accessLog.ts";
 import type { Metrics } from "./metrics.ts";
 import { Stats } from "./stats.ts";
-import type { Hop, HopTracer } from "./tracing/tracer.ts";
+import type { Hop, HopTracer, TraceCtx, TraceResult } from "./tracing/tracer.ts";
 
 /** The longest a stop waits for exporters to deliver what is buffered. */
 const STOP_TIMEOUT_MS = 3000;
@@ -22,16 +22,8 @@ const STOP_TIMEOUT_MS = 3000;
  */
 const tracerModule = (): typeof import("./tracing/tracer.ts") => require("./tracing/tracer.ts");
 
-/**
- * The header with which the fast path (listeners/fastpath.ts) hands the regular engine a
- * request it decided to sample; honoured only with this process's `sampleToken` as its value,
- * and never passed on.
- */
-export const SAMPLE_HEADER = "x-mesher-sample";
-
 export class Telemetry {
   readonly stats = new Stats();
-  readonly sampleToken = crypto.randomUUID();
   #tracer?: HopTracer;
   #tracingKey = "";
   #log?: AccessLog;
@@ -74,16 +66,14 @@ export class Telemetry {
 
   /**
    * Before the chain runs: gives the request an x-request-id when tracing or the access log is
-   * on (and it has none), and starts the hop's span when the request is sampled.
+   * on (and it has none), and starts the hop's span when the request is sampled. The fast path
+   * calls it too, with its own TraceCtx; `decided`: it drew the sample of a new trace already.
    */
-  begin(ctx: Ctx): Hop | undefined {
-    const h = ctx.headers;
-    if ((this.#tracer || this.#log) && !h.has("x-request-id")) h.set("x-request-id", crypto.randomUUID());
-    const mark = h.get(SAMPLE_HEADER);
-    if (mark !== null) h.delete(SAMPLE_HEADER);
+  begin(ctx: TraceCtx, decided = false): Hop | undefined {
+    if ((this.#tracer || this.#log) && !ctx.headers.has("x-request-id")) ctx.headers.set("x-request-id", crypto.randomUUID());
     if (!this.#tracer) return undefined;
     try {
-      return this.#tracer.begin(ctx, mark === this.sampleToken);
+      return this.#tracer.begin(ctx, decided);
     } catch (err) {
       if (!this.#warned) console.error("mesher: tracing failed (the request is served untraced):", err);
       this.#warned = true;
@@ -121,11 +111,23 @@ export class Telemetry {
       seconds: ms / 1000,
     });
     this.stats.record(ctx.direction, service, res.status, error !== undefined || res.status >= 500, ms);
-    if (hop) {
-      if (this.#tracer) this.#tracer.end(hop, ctx, res, error);
-      else hop.otel?.end(); // tracing was switched off by a reload mid-request
-    }
+    if (hop) this.#endSpan(hop, ctx, res, error);
     if (this.#log) this.#log.add(this.#entry(ctx, res, errorCode, ms, hop));
+  }
+
+  /** Ends a span the fast path started (its metrics it counts itself). Never throws. */
+  endSpan(hop: Hop, ctx: TraceCtx, res: TraceResult, error: MeshError | undefined): void {
+    try {
+      this.#endSpan(hop, ctx, res, error);
+    } catch (err) {
+      if (!this.#warned) console.error("mesher: tracing failed (the request was served):", err);
+      this.#warned = true;
+    }
+  }
+
+  #endSpan(hop: Hop, ctx: TraceCtx, res: TraceResult, error: MeshError | undefined): void {
+    if (this.#tracer) this.#tracer.end(hop, ctx, res, error);
+    else hop.otel?.end(); // tracing was switched off by a reload mid-request
   }
 
   #entry(ctx: Ctx, res: Response, errorCode: string, ms: number, hop: Hop | undefined): AccessEntry {

@@ -8,8 +8,7 @@
  *   reference to the provider hop the app is serving (same service, same instance).
  */
 import type { MeshError } from "../../pipeline/errors.ts";
-import type { Ctx } from "../../pipeline/types.ts";
-import type { Hop, TraceIdentity } from "../tracing/tracer.ts";
+import type { Hop, TraceCtx, TraceIdentity, TraceResult } from "../tracing/tracer.ts";
 
 /** Component ids (skywalking component-libraries.yml) as Mesher used them: 49 HTTP server, 2 HTTP client. */
 const COMPONENT_HTTP_SERVER = 49;
@@ -61,7 +60,7 @@ export interface SegmentObject {
   isSizeLimited: boolean;
 }
 
-function reference(hop: Hop, ctx: Ctx, self: TraceIdentity): SegmentReference | undefined {
+function reference(hop: Hop, ctx: TraceCtx, self: TraceIdentity): SegmentReference | undefined {
   const inc = hop.incoming;
   if (!inc?.spanId) return undefined;
   const sw = inc.sw;
@@ -94,7 +93,7 @@ function reference(hop: Hop, ctx: Ctx, self: TraceIdentity): SegmentReference | 
   };
 }
 
-export function hopSegment(hop: Hop, ctx: Ctx, res: Response, error: MeshError | undefined, failed: boolean, self: TraceIdentity): SegmentObject {
+export function hopSegment(hop: Hop, ctx: TraceCtx, res: TraceResult, error: MeshError | undefined, failed: boolean, self: TraceIdentity): SegmentObject {
   const server = hop.kind === "server";
   const tags: KeyValue[] = [
     { key: "http.method", value: ctx.method },

@@ -16,6 +16,21 @@ import { hopSegment } from "../skywalking/segment.ts";
 import { CountingExporter, CountingProcessor, otlpExporter } from "./otlp.ts";
 import { extract, inject, injectDeny, type Incoming, type SwParent } from "./propagation.ts";
 
+/**
+ * What a hop's span reads of its request: the Ctx on the regular path; the fast path
+ * (listeners/fastdirect.ts) fills one of its own. `headers` are the headers going upstream
+ * (trace context is written there), `req.headers` those the request came with.
+ */
+export type TraceCtx = Pick<
+  Ctx,
+  "direction" | "method" | "path" | "service" | "port" | "headers" | "clientAddress" | "source" | "route" | "cluster" | "endpoint" | "attempts"
+> & { readonly req: { readonly headers: Headers } };
+
+/** What a hop's span reads of the response. */
+export interface TraceResult {
+  readonly status: number;
+}
+
 /** Who this sidecar is, as spans and segments name it. */
 export interface TraceIdentity {
   service: string;
@@ -91,10 +106,10 @@ export class HopTracer {
 
   /**
    * Starts the hop's span and writes its context onto `ctx.headers` (which go upstream).
-   * Undefined when the request is not sampled. `decided`: the fast path already sampled it (a
-   * new trace: fasttrace.ts).
+   * Undefined when the request is not sampled. `decided`: the fast path drew the new trace's
+   * sample already (fasttrace.ts).
    */
-  begin(ctx: Ctx, decided = false): Hop | undefined {
+  begin(ctx: TraceCtx, decided = false): Hop | undefined {
     const h = ctx.headers;
     const incoming = extract(h);
     let sampled = incoming?.sampled;
@@ -166,7 +181,7 @@ export class HopTracer {
   }
 
   /** Ends the hop's span with what the request came to. */
-  end(hop: Hop, ctx: Ctx, res: Response, error: MeshError | undefined): void {
+  end(hop: Hop, ctx: TraceCtx, res: TraceResult, error: MeshError | undefined): void {
     const failed = error !== undefined || res.status >= (hop.kind === "server" ? 500 : 400);
     // An edge hop starts before its ingress rule picks the service: name what it reached.
     const retargeted = hop.kind === "client" && ctx.service !== hop.service;
@@ -196,7 +211,7 @@ export class HopTracer {
   }
 }
 
-function startAttributes(ctx: Ctx, path: string, kind: "client" | "server"): Attributes {
+function startAttributes(ctx: TraceCtx, path: string, kind: "client" | "server"): Attributes {
   const q = ctx.path.indexOf("?");
   const a: Attributes = {
     "http.request.method": ctx.method,
@@ -221,7 +236,7 @@ function startAttributes(ctx: Ctx, path: string, kind: "client" | "server"): Att
   return a;
 }
 
-function endAttributes(ctx: Ctx, res: Response, error: MeshError | undefined): Attributes {
+function endAttributes(ctx: TraceCtx, res: TraceResult, error: MeshError | undefined): Attributes {
   const a: Attributes = { "http.response.status_code": res.status };
   if (ctx.route) a["mesher.route"] = ctx.route.name;
   if (ctx.cluster) a["mesher.cluster"] = ctx.cluster.name;
