@@ -21,6 +21,7 @@ const HELP = `bun run bench [-- options]
   --rate R          fixed-rate mode: requests/s (default 3000; 0 skips the mode)
   --fixed S         seconds per fixed-rate measurement (default 5)
   --rows LIST       rows to run, comma list of direct,one,two,nginx (default) and
+                    one-untraced, two-untraced (the same meshers without tracing),
                     one-regular, two-regular (the regular engine only: listen.fastPath false),
                     one-fetch, two-fetch (regular engine with Bun's fetch as the upstream
                     client: MESHER_UPSTREAM_CLIENT=fetch),
@@ -103,13 +104,11 @@ const row = (key: string, label: string, address: string, host: string, proxies:
   if (wanted.has(key)) rows.push({ key, label, address, host, proxies, closed: [], fixed: [], sockets: 0 });
 };
 row("direct", "app direct", app.address, "app", []);
-if (wanted.has("one")) {
-  const one = await startMesher("one", dir, traced({
-    service: { name: "bench" },
-    listen: { consumer: "127.0.0.1:0", admin: false },
-    services: { app: { endpoints: [app.address] } },
-  }), profArgs);
-  row("one", "mesher, 1 hop", one.address, "app", [one]);
+for (const key of ["one", "one-untraced"] as const) {
+  if (!wanted.has(key)) continue;
+  const config = { service: { name: "bench" }, listen: { consumer: "127.0.0.1:0", admin: false }, services: { app: { endpoints: [app.address] } } };
+  const one = await startMesher(key, dir, key === "one" ? traced(config) : config, profArgs);
+  row(key, key === "one" ? "mesher, 1 hop" : "mesher, 1 hop, no tracing", one.address, "app", [one]);
 }
 if (wanted.has("one-bunserve")) {
   // The consumer port on Bun.serve (listen.connect: false; no HTTPS_PROXY/CONNECT) instead of node:http.
@@ -147,20 +146,26 @@ if (wanted.has("one-fetch")) {
   }), profArgs, { MESHER_UPSTREAM_CLIENT: "fetch" });
   row("one-fetch", "mesher, 1 hop, fetch client", oneFetch.address, "app", [oneFetch]);
 }
-for (const key of ["two", "two-regular", "two-fetch"] as const) {
+for (const key of ["two", "two-untraced", "two-regular", "two-fetch"] as const) {
   if (!wanted.has(key)) continue;
   const env: Record<string, string> = key === "two-fetch" ? { MESHER_UPSTREAM_CLIENT: "fetch" } : {};
-  const fastPath = key === "two" ? "auto" : false;
-  const provider = await startMesher(`${key}-provider`, dir, traced({
+  const fastPath = key === "two" || key === "two-untraced" ? "auto" : false;
+  const tracedIf = (config: Record<string, unknown>) => (key === "two-untraced" ? config : traced(config));
+  const provider = await startMesher(`${key}-provider`, dir, tracedIf({
     service: { name: "app", ports: { http: Number(app.address.split(":")[1]) } },
     listen: { consumer: "127.0.0.1:0", provider: "127.0.0.1:0", admin: false, fastPath },
   }), profArgs, env);
-  const consumer = await startMesher(`${key}-consumer`, dir, traced({
+  const consumer = await startMesher(`${key}-consumer`, dir, tracedIf({
     service: { name: "bench" },
     listen: { consumer: "127.0.0.1:0", admin: false, fastPath },
     services: { app: { endpoints: [provider.extra.provider] } },
   }), profArgs, env);
-  const label = { two: "mesher, 2 hops", "two-regular": "mesher, 2 hops, regular engine", "two-fetch": "mesher, 2 hops, fetch client" }[key];
+  const label = {
+    two: "mesher, 2 hops",
+    "two-untraced": "mesher, 2 hops, no tracing",
+    "two-regular": "mesher, 2 hops, regular engine",
+    "two-fetch": "mesher, 2 hops, fetch client",
+  }[key];
   row(key, label, consumer.address, "app", [consumer, provider]);
 }
 if (wanted.has("nginx")) {
@@ -288,7 +293,7 @@ console.log(`\nmesher bench ${new Date().toISOString()}  bun ${Bun.version}  ${n
 console.log(`proxy sockets: open sockets of the proxy process(es) halfway through the run (downstream + upstream + listeners)`);
 console.log(
   collector
-    ? `tracing: every mesher samples ${sampler * 100}% of new traces, exported over OTLP/gRPC (bench/collector.ts received ${spansReceived()} spans)`
+    ? `tracing: the mesher rows (but "no tracing" ones) sample ${sampler * 100}% of new traces, exported over OTLP/gRPC (bench/collector.ts received ${spansReceived()} spans)`
     : "tracing: off (--sampler 0)",
 );
 console.log(`closed loop: wrk -t${o.threads} -c${o.connections} ${o.path}, ${duration} s x ${rounds} interleaved rounds (median), after ${warmup} s warm-up\n`);
