@@ -19,8 +19,7 @@ import { HOP_BY_HOP, parseHost } from "../upstream/http.ts";
 import { VIA_HEADER, viaContains } from "./handle.ts";
 import { identityCache, localPort } from "./provider.ts";
 import type { Runtime } from "./runtime.ts";
-import { TRACE_DENY, TRACE_NO_REQUEST_ID, TRACE_PASS, TRACE_SAMPLE, traceVerdict } from "./fasttrace.ts";
-import type { Hop, TraceCtx } from "../telemetry/tracing/tracer.ts";
+import { startTrace, TRACE_PASS, TRACE_SAMPLE, TRACE_WRITTEN, traceVerdict, untracedLines, type FastTrace } from "./fasttrace.ts";
 
 /** Longest request head taken on the fast path (longer ones go to the regular engine). */
 export const MAX_HEAD = 16 * 1024;
@@ -49,7 +48,6 @@ function chainIsQuiet(c: ResolvedConfig, side: "consumer" | "provider"): boolean
   const overridden = [...DEFAULT_CHAINS[side]].some((h) => c.handlers[h] !== undefined);
   return !c.chains[side] && !overridden && !c.accessLog?.enabled && (side === "consumer" || !c.rateLimit?.provider);
 }
-
 
 /**
  * `listen.fastPath: "auto"`: whether the fast path in front of a listener would carry
@@ -166,45 +164,6 @@ export function parseHead(buf: Buffer, start: number, end: number): RequestHead 
 }
 
 // ---------------------------------------------------------------- the two sides
-
-/** A span the fast path started for a request: ended when the response head arrives. */
-export interface FastTrace {
-  hop: Hop;
-  ctx: TraceCtx;
-}
-
-/** Headers the tracer may write (propagation.ts inject/injectDeny, and x-request-id). */
-const TRACE_WRITTEN = new Set([
-  "traceparent", "tracestate", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags",
-  "b3", "x-ot-span-context", "sw8", "x-request-id",
-]);
-/** Headers the tracer reads besides those. */
-const TRACE_READ = new Set([...TRACE_WRITTEN, "x-envoy-force-trace", "x-client-trace-id", "x-envoy-decorator-operation", "user-agent", "host"]);
-
-/** With tracing on and nothing to record: the head lines the decision adds (fasttrace.ts). */
-function untracedLines(verdict: number): string {
-  let out = (verdict & 3) === TRACE_DENY ? "x-b3-sampled: 0\r\n" : "";
-  if (verdict & TRACE_NO_REQUEST_ID) out += `x-request-id: ${crypto.randomUUID()}\r\n`;
-  return out;
-}
-
-/**
- * A request to trace (or whose trace context the fast path does not read): the tracer takes it
- * as on the regular path, from a Headers of its trace-related headers; returns the span (if
- * sampled) and the head lines of the trace headers to send (the caller leaves out the
- * originals of TRACE_WRITTEN). `decided`: a new trace the fast path drew as sampled.
- */
-function startTrace(rt: Runtime, list: string[], decided: boolean, ctx: Omit<TraceCtx, "headers" | "req">): { trace: FastTrace | null; lines: string } {
-  const h = new Headers();
-  for (let i = 0; i < list.length; i += 2) if (TRACE_READ.has(list[i]!)) h.append(list[i]!, list[i + 1]!);
-  const full: TraceCtx = { ...ctx, headers: h, req: { headers: h } };
-  const hop = rt.telemetry.begin(full, decided);
-  let lines = "";
-  h.forEach((v, n) => {
-    if (TRACE_WRITTEN.has(n)) lines += `${n}: ${v}\r\n`;
-  });
-  return { trace: hop ? { hop, ctx: full } : null, lines };
-}
 
 /** The comma-joined values of `name` in a header list ("" when absent). */
 function valuesOf(list: string[], name: string): string {

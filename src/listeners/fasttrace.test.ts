@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { extract } from "../telemetry/tracing/propagation.ts";
-import { TRACE_DENY, TRACE_NO_REQUEST_ID, TRACE_PASS, TRACE_REGULAR, TRACE_SAMPLE, traceVerdict } from "./fasttrace.ts";
+import { TRACE_DENY, TRACE_NO_REQUEST_ID, TRACE_PASS, TRACE_ASK, TRACE_SAMPLE, traceVerdict } from "./fasttrace.ts";
 
 const TID = "4bf92f3577b34da6a3ce929d0e0e4736";
 const SID = "00f067aa0ba902b7";
@@ -9,21 +9,21 @@ const SID = "00f067aa0ba902b7";
 const cases: [string, [string, string][], number][] = [
   ["no trace context", [], TRACE_DENY],
   ["unsampled traceparent", [["traceparent", `00-${TID}-${SID}-00`]], TRACE_PASS],
-  ["sampled traceparent", [["traceparent", `00-${TID}-${SID}-01`]], TRACE_REGULAR],
+  ["sampled traceparent", [["traceparent", `00-${TID}-${SID}-01`]], TRACE_ASK],
   ["flags with other bits, unsampled", [["traceparent", `00-${TID}-${SID}-02`]], TRACE_PASS],
-  ["all-zero trace id", [["traceparent", `00-${"0".repeat(32)}-${SID}-00`]], TRACE_REGULAR],
-  ["upper-case hex", [["traceparent", `00-${TID.toUpperCase()}-${SID}-00`]], TRACE_REGULAR],
-  ["another version", [["traceparent", `01-${TID}-${SID}-00`]], TRACE_REGULAR],
-  ["repeated traceparent", [["traceparent", `00-${TID}-${SID}-00`], ["traceparent", `00-${TID}-${SID}-00`]], TRACE_REGULAR],
+  ["all-zero trace id", [["traceparent", `00-${"0".repeat(32)}-${SID}-00`]], TRACE_ASK],
+  ["upper-case hex", [["traceparent", `00-${TID.toUpperCase()}-${SID}-00`]], TRACE_ASK],
+  ["another version", [["traceparent", `01-${TID}-${SID}-00`]], TRACE_ASK],
+  ["repeated traceparent", [["traceparent", `00-${TID}-${SID}-00`], ["traceparent", `00-${TID}-${SID}-00`]], TRACE_ASK],
   ["b3 deny", [["b3", "0"]], TRACE_PASS],
-  ["b3 with ids", [["b3", `${TID}-${SID}-0`]], TRACE_REGULAR],
+  ["b3 with ids", [["b3", `${TID}-${SID}-0`]], TRACE_ASK],
   ["x-b3-sampled: 0 alone (mesher's own deny)", [["x-b3-sampled", "0"]], TRACE_PASS],
-  ["x-b3-sampled: 1 alone", [["x-b3-sampled", "1"]], TRACE_REGULAR],
-  ["B3 multi with ids", [["x-b3-traceid", TID], ["x-b3-spanid", SID], ["x-b3-sampled", "0"]], TRACE_REGULAR],
+  ["x-b3-sampled: 1 alone", [["x-b3-sampled", "1"]], TRACE_ASK],
+  ["B3 multi with ids", [["x-b3-traceid", TID], ["x-b3-spanid", SID], ["x-b3-sampled", "0"]], TRACE_ASK],
   ["unsampled traceparent beside B3", [["traceparent", `00-${TID}-${SID}-00`], ["x-b3-sampled", "1"]], TRACE_PASS],
-  ["sw8", [["sw8", "1-abc-def-0-c2Vy-aW5z-ZXA-cGVlcg=="]], TRACE_REGULAR],
-  ["forced", [["x-envoy-force-trace", "true"], ["traceparent", `00-${TID}-${SID}-00`]], TRACE_REGULAR],
-  ["x-client-trace-id", [["x-client-trace-id", "abc"]], TRACE_REGULAR],
+  ["sw8", [["sw8", "1-abc-def-0-c2Vy-aW5z-ZXA-cGVlcg=="]], TRACE_ASK],
+  ["forced", [["x-envoy-force-trace", "true"], ["traceparent", `00-${TID}-${SID}-00`]], TRACE_ASK],
+  ["x-client-trace-id", [["x-client-trace-id", "abc"]], TRACE_ASK],
 ];
 
 describe("traceVerdict", () => {

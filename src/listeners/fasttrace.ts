@@ -1,22 +1,25 @@
 /**
- * The tracing decision of the fast path (fastdirect.ts), taken from the request's header list
- * without building Headers: the same decision the tracer takes (telemetry/tracing/tracer.ts,
+ * Tracing on the fast path (fastdirect.ts). The decision is taken from the request's header
+ * list without building Headers: the same decision the tracer takes (telemetry/tracing/tracer.ts,
  * parent-based with `tracing.sampler` for new traces), in the cases that need no span:
  * - PASS: the request carries a "not sampled" decision (`traceparent` with flags 00,
  *   `b3: 0`, `x-b3-sampled: 0`): it goes on as it came, like the regular path leaves it;
  * - DENY: a new trace, not sampled: `x-b3-sampled: 0` is added (propagation.ts `injectDeny`);
- * - SAMPLE: a new trace, sampled: the regular engine must build the span, and is told the
- *   decision was taken (so the share stays `sampler`);
- * - REGULAR: anything else (a sampled parent, forced tracing, ids to carry on, a format the
- *   fast path does not read): the regular engine decides.
+ * - SAMPLE: a new trace, sampled: the tracer builds the span, told the draw was made (so
+ *   the share stays `sampler`);
+ * - ASK: anything else (a sampled parent, forced tracing, ids to carry on, a format the
+ *   fast path does not read): the tracer decides.
+ * SAMPLE and ASK requests go to the tracer (`startTrace`), still on the fast path.
  * NO_REQUEST_ID is or-ed in when the request has no `x-request-id` (the regular path adds one
  * whenever tracing is on).
  */
+import type { Runtime } from "./runtime.ts";
+import type { Hop, TraceCtx } from "../telemetry/tracing/tracer.ts";
 
 export const TRACE_PASS = 0;
 export const TRACE_DENY = 1;
 export const TRACE_SAMPLE = 2;
-export const TRACE_REGULAR = 3;
+export const TRACE_ASK = 3;
 export const TRACE_NO_REQUEST_ID = 4;
 
 /** A valid version-00 traceparent (the W3C propagator rejects all-zero ids and other versions' rules differ). */
@@ -50,7 +53,7 @@ export function traceVerdict(headers: string[], ratio: number): number {
         break;
       case "x-envoy-force-trace":
       case "x-client-trace-id":
-        return TRACE_REGULAR;
+        return TRACE_ASK;
       case "x-request-id":
         requestId = true;
         break;
@@ -60,11 +63,50 @@ export function traceVerdict(headers: string[], ratio: number): number {
   if (traceparent !== undefined && !unread) {
     const m = TRACEPARENT.exec(traceparent);
     // A valid traceparent decides whatever B3 headers say (the W3C context is read first).
-    if (m) return parseInt(m[1]!, 16) & 1 ? TRACE_REGULAR : TRACE_PASS | id;
-    return TRACE_REGULAR;
+    if (m) return parseInt(m[1]!, 16) & 1 ? TRACE_ASK : TRACE_PASS | id;
+    return TRACE_ASK;
   }
-  if (unread || traceparent !== undefined) return TRACE_REGULAR;
-  if (b3 !== undefined) return b3 === "0" ? TRACE_PASS | id : TRACE_REGULAR;
-  if (b3Sampled !== undefined) return b3Sampled === "0" ? TRACE_PASS | id : TRACE_REGULAR;
+  if (unread || traceparent !== undefined) return TRACE_ASK;
+  if (b3 !== undefined) return b3 === "0" ? TRACE_PASS | id : TRACE_ASK;
+  if (b3Sampled !== undefined) return b3Sampled === "0" ? TRACE_PASS | id : TRACE_ASK;
   return (ratio >= 1 || Math.random() < ratio ? TRACE_SAMPLE : TRACE_DENY) | id;
+}
+
+/** A span the fast path started for a request: ended when the response head arrives. */
+export interface FastTrace {
+  hop: Hop;
+  ctx: TraceCtx;
+}
+
+/** Headers the tracer may write (propagation.ts inject/injectDeny, and x-request-id). */
+export const TRACE_WRITTEN = new Set([
+  "traceparent", "tracestate", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags",
+  "b3", "x-ot-span-context", "sw8", "x-request-id",
+]);
+/** Headers the tracer reads besides those. */
+const TRACE_READ = new Set([...TRACE_WRITTEN, "x-envoy-force-trace", "x-client-trace-id", "x-envoy-decorator-operation", "user-agent", "host"]);
+
+/** With tracing on and nothing to record: the head lines the decision adds (fasttrace.ts). */
+export function untracedLines(verdict: number): string {
+  let out = (verdict & 3) === TRACE_DENY ? "x-b3-sampled: 0\r\n" : "";
+  if (verdict & TRACE_NO_REQUEST_ID) out += `x-request-id: ${crypto.randomUUID()}\r\n`;
+  return out;
+}
+
+/**
+ * A request to trace (or whose trace context the fast path does not read): the tracer takes it
+ * as on the regular path, from a Headers of its trace-related headers; returns the span (if
+ * sampled) and the head lines of the trace headers to send (the caller leaves out the
+ * originals of TRACE_WRITTEN). `decided`: a new trace the fast path drew as sampled.
+ */
+export function startTrace(rt: Runtime, list: string[], decided: boolean, ctx: Omit<TraceCtx, "headers" | "req">): { trace: FastTrace | null; lines: string } {
+  const h = new Headers();
+  for (let i = 0; i < list.length; i += 2) if (TRACE_READ.has(list[i]!)) h.append(list[i]!, list[i + 1]!);
+  const full: TraceCtx = { ...ctx, headers: h, req: { headers: h } };
+  const hop = rt.telemetry.begin(full, decided);
+  let lines = "";
+  h.forEach((v, n) => {
+    if (TRACE_WRITTEN.has(n)) lines += `${n}: ${v}\r\n`;
+  });
+  return { trace: hop ? { hop, ctx: full } : null, lines };
 }
