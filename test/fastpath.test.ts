@@ -32,6 +32,10 @@ const app = startApp(async (req, server) => {
           },
         }),
       );
+    case "/delay":
+      // Answers after the asked delay: a span must last at least that long.
+      await Bun.sleep(Number(url.searchParams.get("ms")));
+      return new Response("late");
     case "/empty":
       return new Response(null, { status: 204, headers: { "x-empty": "1" } });
     case "/big":
@@ -356,6 +360,25 @@ describe("fast path with tracing", () => {
       expect(await metric(pair.a.addresses.admin!, "mesher_fast_path_requests_total")).toBe(n + 2);
     } finally {
       await pair.stop();
+      await otlp.stop();
+    }
+  });
+
+  test("a span carries the request's own start and end times (spans are made after the hop ends)", async () => {
+    const otlp = await startOtlpReceiver();
+    const m = startSidecar({ service: { name: "caller" }, listen: { fastPath: true }, tracing: { sampler: 1, flushInterval: "100ms", otlp: { endpoint: otlp.url } }, services: { shop: { endpoints: [endpoint] } } });
+    try {
+      const before = BigInt(Date.now() - 1) * 1_000_000n;
+      const res = await viaProxy(`http://${m.addresses.consumer}`, "http://shop/delay?ms=80");
+      expect(await res.text()).toBe("late");
+      const after = BigInt(Date.now() + 1) * 1_000_000n;
+      const [span] = await otlp.waitFor((s) => s.length === 1);
+      expect(span!.startNanos >= before && span!.startNanos <= after).toBe(true);
+      expect(span!.endNanos <= after).toBe(true);
+      expect(span!.endNanos - span!.startNanos >= 80_000_000n).toBe(true);
+      expect(await metric(m.addresses.admin!, "mesher_fast_path_requests_total")).toBe(1);
+    } finally {
+      await m.stop();
       await otlp.stop();
     }
   });

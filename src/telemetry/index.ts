@@ -126,8 +126,8 @@ export class Telemetry {
   }
 
   #endSpan(hop: Hop, ctx: TraceCtx, res: TraceResult, error: MeshError | undefined): void {
-    if (this.#tracer) this.#tracer.end(hop, ctx, res, error);
-    else hop.otel?.end(); // tracing was switched off by a reload mid-request
+    // (Tracing switched off by a reload mid-request: the span is dropped with its tracer.)
+    this.#tracer?.end(hop, ctx, res, error);
   }
 
   #entry(ctx: Ctx, res: Response, errorCode: string, ms: number, hop: Hop | undefined): AccessEntry {

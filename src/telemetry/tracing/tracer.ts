@@ -5,9 +5,9 @@
  * parsing unless a trace header is present). OpenTelemetry spans go to OTLP/gRPC; SkyWalking
  * segments are built from the same hop (one segment per hop, ids shared with the OTel span).
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Span, type Tracer } from "@opentelemetry/api";
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Tracer } from "@opentelemetry/api";
 import { resourceFromAttributes } from "@opentelemetry/resources";
-import { AlwaysOnSampler, BatchSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
+import { AlwaysOnSampler, BatchSpanProcessor, TracerProvider, type IdGenerator } from "@opentelemetry/sdk-trace";
 import type { MeshError } from "../../pipeline/errors.ts";
 import type { Ctx } from "../../pipeline/types.ts";
 import type { TracingOptions } from "../schema.ts";
@@ -58,8 +58,41 @@ export interface Hop {
   /** The span was named by x-envoy-decorator-operation. */
   readonly decorated: boolean;
   readonly startEpochMs: number;
-  readonly otel?: Span;
+  /** OpenTelemetry is on: what the span starts with (it is made when the hop ends). */
+  readonly otel?: { name: string; attributes: Attributes; startTime: number };
 }
+
+/** A finished hop, waiting to become an SDK span (HopTracer's #pending). */
+interface Finished {
+  name: string;
+  kind: SpanKind;
+  attributes: Attributes;
+  startTime: number;
+  endTime: number;
+  failed: boolean;
+  message?: string;
+  traceId: string;
+  spanId: string;
+  parent?: Incoming;
+}
+
+/**
+ * The SDK's id source while HopTracer makes the spans of finished hops: the ids the hop chose
+ * (and propagated) at its start. Set before each startSpan.
+ */
+class PresetIds implements IdGenerator {
+  traceId = "";
+  spanId = "";
+  generateTraceId(): string {
+    return this.traceId;
+  }
+  generateSpanId(): string {
+    return this.spanId;
+  }
+}
+
+/** Wall-clock milliseconds with performance.now()'s resolution (what the SDK uses for its own times). */
+const nowMs = () => performance.timeOrigin + performance.now();
 
 const randomHex = (bytes: number) => crypto.getRandomValues(new Uint8Array(bytes)).toHex();
 
@@ -72,10 +105,24 @@ export class HopTracer {
   readonly #provider?: TracerProvider;
   readonly #tracer?: Tracer;
   readonly #sw?: SkyWalkingReporter;
+  readonly #ids = new PresetIds();
+  /**
+   * Finished hops whose spans are not made yet. Span objects are made in batches, off the
+   * request's path: at 1% sampling the SDK's code runs too rarely to stay compiled, and cost
+   * 100+ µs per request when called inline, a few µs in a batch (bench/NOTES.md).
+   */
+  #pending: Finished[] = [];
+  #timer: Timer | undefined;
+  readonly #drainMs: number;
+  readonly #maxPending: number;
+  readonly #dropped: (n: number) => void;
 
   constructor(options: TracingOptions, identity: TraceIdentity, dropped: DropCounter) {
     this.#ratio = options.sampler;
     this.#id = identity;
+    this.#drainMs = Math.max(10, Math.min(500, options.flushInterval / 2));
+    this.#maxPending = options.maxQueue;
+    this.#dropped = (n) => dropped("otlp", n);
     if (options.otlp) {
       const drop = (n: number) => dropped("otlp", n);
       const exporter = new CountingExporter(otlpExporter(options.otlp.endpoint, options.otlp.timeout), drop);
@@ -95,6 +142,7 @@ export class HopTracer {
         }),
         // The decision is taken in begin(), before a span exists; the SDK records what it gets.
         sampler: new AlwaysOnSampler(),
+        idGenerator: this.#ids,
         spanProcessors: [new CountingProcessor(batch, exporter, options.maxQueue, drop)],
       });
       this.#tracer = this.#provider.getTracer("mesher");
@@ -124,30 +172,14 @@ export class HopTracer {
     const q = ctx.path.indexOf("?");
     const path = q < 0 ? ctx.path : ctx.path.slice(0, q);
     const peer = kind === "client" ? (ctx.port ? `${ctx.service}:${ctx.port}` : ctx.service) : (ctx.req.headers.get("host") ?? "");
-    let traceId: string;
-    let spanId: string;
-    let otel: Span | undefined;
-    if (this.#tracer) {
-      const parent = incoming?.traceId
-        ? trace.setSpanContext(ROOT_CONTEXT, {
-            traceId: incoming.traceId,
-            spanId: incoming.spanId!,
-            traceFlags: TraceFlags.SAMPLED,
-            isRemote: true,
-            traceState: incoming.traceState,
-          })
-        : ROOT_CONTEXT;
-      otel = this.#tracer.startSpan(
-        // Envoy's header for naming the operation; else "{method} {service}".
-        h.get("x-envoy-decorator-operation") ?? `${ctx.method} ${ctx.service}`,
-        { kind: kind === "server" ? SpanKind.SERVER : SpanKind.CLIENT, attributes: startAttributes(ctx, path, kind) },
-        parent,
-      );
-      ({ traceId, spanId } = otel.spanContext());
-    } else {
-      traceId = incoming?.traceId ?? randomHex(16);
-      spanId = randomHex(8);
-    }
+    const traceId = incoming?.traceId ?? randomHex(16);
+    const spanId = randomHex(8);
+    const otel = this.#tracer && {
+      // Envoy's header for naming the operation; else "{method} {service}".
+      name: h.get("x-envoy-decorator-operation") ?? `${ctx.method} ${ctx.service}`,
+      attributes: startAttributes(ctx, path, kind),
+      startTime: nowMs(),
+    };
     const hop: Hop = {
       kind,
       traceId,
@@ -187,26 +219,67 @@ export class HopTracer {
     const retargeted = hop.kind === "client" && ctx.service !== hop.service;
     if (retargeted) hop.peer = ctx.port ? `${ctx.service}:${ctx.port}` : ctx.service;
     if (hop.otel) {
-      const span = hop.otel;
+      const attributes = hop.otel.attributes;
       if (retargeted) {
-        if (!hop.decorated) span.updateName(`${ctx.method} ${ctx.service}`);
-        span.setAttribute("server.address", ctx.service);
-        if (ctx.port) span.setAttribute("server.port", Number(ctx.port));
+        attributes["server.address"] = ctx.service;
+        if (ctx.port) attributes["server.port"] = Number(ctx.port);
       }
-      span.setAttributes(endAttributes(ctx, res, error));
-      if (failed) span.setStatus({ code: SpanStatusCode.ERROR, message: error?.message });
-      span.end();
+      Object.assign(attributes, endAttributes(ctx, res, error));
+      this.#finish({
+        name: retargeted && !hop.decorated ? `${ctx.method} ${ctx.service}` : hop.otel.name,
+        kind: hop.kind === "server" ? SpanKind.SERVER : SpanKind.CLIENT,
+        attributes,
+        startTime: hop.otel.startTime,
+        endTime: nowMs(),
+        failed,
+        message: error?.message,
+        traceId: hop.traceId,
+        spanId: hop.spanId,
+        parent: hop.incoming?.traceId ? hop.incoming : undefined,
+      });
     }
     this.#sw?.add(hopSegment(hop, ctx, res, error, failed, this.#id));
   }
 
+  /** Queues a finished hop; its span is made with the next batch. */
+  #finish(f: Finished): void {
+    if (this.#pending.length >= this.#maxPending) return this.#dropped(1);
+    this.#pending.push(f);
+    if (!this.#timer) {
+      this.#timer = setTimeout(() => this.#drain(), this.#drainMs);
+      this.#timer.unref();
+    }
+  }
+
+  /** Makes the SDK spans of the finished hops (with their own ids and times), in one go. */
+  #drain(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const list = this.#pending;
+    this.#pending = [];
+    const tracer = this.#tracer!;
+    for (const f of list) {
+      this.#ids.traceId = f.traceId;
+      this.#ids.spanId = f.spanId;
+      const p = f.parent;
+      const parent = p
+        ? trace.setSpanContext(ROOT_CONTEXT, { traceId: p.traceId!, spanId: p.spanId!, traceFlags: TraceFlags.SAMPLED, isRemote: true, traceState: p.traceState })
+        : ROOT_CONTEXT;
+      const span = tracer.startSpan(f.name, { kind: f.kind, attributes: f.attributes, startTime: f.startTime }, parent);
+      if (f.failed) span.setStatus({ code: SpanStatusCode.ERROR, message: f.message });
+      span.end(f.endTime);
+    }
+  }
+
   /** Sends what is buffered and closes the exporters; never rejects. */
   async shutdown(): Promise<void> {
+    if (this.#pending.length) this.#drain();
     await Promise.all([this.#provider?.shutdown().catch(() => {}), this.#sw?.shutdown()]);
   }
 
   /** Sends what is buffered now (tests, stop); never rejects. */
   async flush(): Promise<void> {
+    if (this.#pending.length) this.#drain();
     await Promise.all([this.#provider?.forceFlush().catch(() => {}), this.#sw?.flush()]);
   }
 }
