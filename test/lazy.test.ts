@@ -1,7 +1,7 @@
 /**
- * Heavy modules load only when the config uses them (issue 7: a sidecar's RSS): etcd3, the
- * OTLP exporter and SkyWalking's grpc-js clients, the OpenTelemetry SDK, node:http2's gRPC
- * listeners, yaml. Each case starts a mesher in a fresh process and reads which modules it loaded.
+ * Heavy modules load only when the config uses them (issue 7: a sidecar's RSS): etcd3,
+ * SkyWalking's grpc-js clients, node:http2's gRPC listeners, yaml; the OpenTelemetry SDK and
+ * the OTLP exporter load in the exporter thread, never in the main one. Each case starts a mesher in a fresh process and reads which modules it loaded.
  */
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
@@ -25,12 +25,14 @@ describe("lazy loading", () => {
     expect(m.later.filter((n) => HEAVY.includes(n))).toEqual([]);
   });
 
-  test("tracing loads the SDK at start and the exporters' gRPC clients in the background", async () => {
+  test("tracing: the OTLP SDK and exporter load in the exporter thread only, SkyWalking's clients in the background", async () => {
     const tracing = { otlp: { endpoint: "127.0.0.1:1" }, skywalking: { serverUri: "127.0.0.1:1" } };
-    const m = await modulesOf({ ...base, tracing }, ["@opentelemetry/exporter-trace-otlp-grpc", "src/telemetry/skywalking/client.ts"]);
-    expect(m.atStart).toContain("@opentelemetry/sdk-trace");
-    expect(m.later).toContain("@opentelemetry/exporter-trace-otlp-grpc");
+    const m = await modulesOf({ ...base, tracing }, ["src/telemetry/skywalking/client.ts"]);
+    expect(m.atStart).toContain("src/telemetry/tracing/tracer.ts");
     expect(m.later).toContain("src/telemetry/skywalking/client.ts");
+    // The data path's thread never loads them (tracing.test.ts checks the spans arrive).
+    expect(m.later).not.toContain("@opentelemetry/sdk-trace");
+    expect(m.later).not.toContain("@opentelemetry/exporter-trace-otlp-grpc");
     expect(m.later).not.toContain("etcd3");
   });
 

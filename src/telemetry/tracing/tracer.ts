@@ -2,18 +2,18 @@
  * One span per sidecar hop: a client span when the app calls out (consumer), a server span
  * when a call comes in (provider). The sampling decision is taken before anything is built, so
  * an unsampled request costs a few header lookups and nothing else (no span, no id, no
- * parsing unless a trace header is present). OpenTelemetry spans go to OTLP/gRPC; SkyWalking
- * segments are built from the same hop (one segment per hop, ids shared with the OTel span).
+ * parsing unless a trace header is present). OpenTelemetry spans are made and exported over
+ * OTLP/gRPC on a thread of their own (otlpThread.ts) from a record of the finished hop;
+ * SkyWalking segments are built from the same hop (one segment per hop, ids shared with the
+ * OTel span).
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Tracer } from "@opentelemetry/api";
-import { resourceFromAttributes } from "@opentelemetry/resources";
-import { AlwaysOnSampler, BatchSpanProcessor, TracerProvider, type IdGenerator } from "@opentelemetry/sdk-trace";
+import { SpanKind, type Attributes } from "@opentelemetry/api";
 import type { MeshError } from "../../pipeline/errors.ts";
 import type { Ctx } from "../../pipeline/types.ts";
 import type { TracingOptions } from "../schema.ts";
 import { SkyWalkingReporter } from "../skywalking/reporter.ts";
 import { hopSegment } from "../skywalking/segment.ts";
-import { CountingExporter, CountingProcessor, otlpExporter } from "./otlp.ts";
+import { OtlpThread, type SpanRecord } from "./otlpThread.ts";
 import { extract, inject, injectDeny, type Incoming, type SwParent } from "./propagation.ts";
 
 /**
@@ -62,33 +62,10 @@ export interface Hop {
   readonly otel?: { name: string; attributes: Attributes; startTime: number };
 }
 
-/** A finished hop, waiting to become an SDK span (HopTracer's #pending). */
-interface Finished {
-  name: string;
-  kind: SpanKind;
-  attributes: Attributes;
-  startTime: number;
-  endTime: number;
-  failed: boolean;
-  message?: string;
-  traceId: string;
-  spanId: string;
-  parent?: Incoming;
-}
-
-/**
- * The SDK's id source while HopTracer makes the spans of finished hops: the ids the hop chose
- * (and propagated) at its start. Set before each startSpan.
- */
-class PresetIds implements IdGenerator {
-  traceId = "";
-  spanId = "";
-  generateTraceId(): string {
-    return this.traceId;
-  }
-  generateSpanId(): string {
-    return this.spanId;
-  }
+/** The remote parent of a span record (plain values: it crosses to the exporter thread). */
+function parentOf(incoming: Incoming | undefined): SpanRecord["parent"] {
+  if (!incoming?.traceId || !incoming.spanId) return undefined;
+  return { traceId: incoming.traceId, spanId: incoming.spanId, traceState: incoming.traceState?.serialize() };
 }
 
 /** Wall-clock milliseconds with performance.now()'s resolution (what the SDK uses for its own times). */
@@ -102,16 +79,10 @@ export type DropCounter = (exporter: "otlp" | "skywalking", n: number) => void;
 export class HopTracer {
   readonly #ratio: number;
   readonly #id: TraceIdentity;
-  readonly #provider?: TracerProvider;
-  readonly #tracer?: Tracer;
+  readonly #otlp?: OtlpThread;
   readonly #sw?: SkyWalkingReporter;
-  readonly #ids = new PresetIds();
-  /**
-   * Finished hops whose spans are not made yet. Span objects are made in batches, off the
-   * request's path: at 1% sampling the SDK's code runs too rarely to stay compiled, and cost
-   * 100+ µs per request when called inline, a few µs in a batch (bench/NOTES.md).
-   */
-  #pending: Finished[] = [];
+  /** Finished hops not yet handed to the exporter thread (sent in one message per batch). */
+  #pending: SpanRecord[] = [];
   #timer: Timer | undefined;
   readonly #drainMs: number;
   readonly #maxPending: number;
@@ -124,28 +95,10 @@ export class HopTracer {
     this.#maxPending = options.maxQueue;
     this.#dropped = (n) => dropped("otlp", n);
     if (options.otlp) {
-      const drop = (n: number) => dropped("otlp", n);
-      const exporter = new CountingExporter(otlpExporter(options.otlp.endpoint, options.otlp.timeout), drop);
-      const batch = new BatchSpanProcessor({
-        exporter,
-        scheduledDelayMillis: options.flushInterval,
-        maxQueueSize: options.maxQueue,
-        maxExportBatchSize: Math.min(512, options.maxQueue),
-        exportTimeoutMillis: options.otlp.timeout,
-      });
-      this.#provider = new TracerProvider({
-        resource: resourceFromAttributes({
-          "service.name": identity.service,
-          "service.version": identity.version,
-          "service.namespace": identity.app,
-          "service.instance.id": identity.instance,
-        }),
-        // The decision is taken in begin(), before a span exists; the SDK records what it gets.
-        sampler: new AlwaysOnSampler(),
-        idGenerator: this.#ids,
-        spanProcessors: [new CountingProcessor(batch, exporter, options.maxQueue, drop)],
-      });
-      this.#tracer = this.#provider.getTracer("mesher");
+      this.#otlp = new OtlpThread(
+        { endpoint: options.otlp.endpoint, timeout: options.otlp.timeout, flushInterval: options.flushInterval, maxQueue: options.maxQueue, identity },
+        this.#dropped,
+      );
     }
     if (options.skywalking) {
       this.#sw = new SkyWalkingReporter(options.skywalking, identity, options, (n) => dropped("skywalking", n));
@@ -174,7 +127,7 @@ export class HopTracer {
     const peer = kind === "client" ? (ctx.port ? `${ctx.service}:${ctx.port}` : ctx.service) : (ctx.req.headers.get("host") ?? "");
     const traceId = incoming?.traceId ?? randomHex(16);
     const spanId = randomHex(8);
-    const otel = this.#tracer && {
+    const otel = this.#otlp && {
       // Envoy's header for naming the operation; else "{method} {service}".
       name: h.get("x-envoy-decorator-operation") ?? `${ctx.method} ${ctx.service}`,
       attributes: startAttributes(ctx, path, kind),
@@ -235,14 +188,14 @@ export class HopTracer {
         message: error?.message,
         traceId: hop.traceId,
         spanId: hop.spanId,
-        parent: hop.incoming?.traceId ? hop.incoming : undefined,
+        parent: parentOf(hop.incoming),
       });
     }
     this.#sw?.add(hopSegment(hop, ctx, res, error, failed, this.#id));
   }
 
-  /** Queues a finished hop; its span is made with the next batch. */
-  #finish(f: Finished): void {
+  /** Queues a finished hop; it goes to the exporter thread with the next batch. */
+  #finish(f: SpanRecord): void {
     if (this.#pending.length >= this.#maxPending) return this.#dropped(1);
     this.#pending.push(f);
     if (!this.#timer) {
@@ -251,36 +204,25 @@ export class HopTracer {
     }
   }
 
-  /** Makes the SDK spans of the finished hops (with their own ids and times), in one go. */
+  /** Hands the finished hops to the exporter thread, in one message. */
   #drain(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     const list = this.#pending;
     this.#pending = [];
-    const tracer = this.#tracer!;
-    for (const f of list) {
-      this.#ids.traceId = f.traceId;
-      this.#ids.spanId = f.spanId;
-      const p = f.parent;
-      const parent = p
-        ? trace.setSpanContext(ROOT_CONTEXT, { traceId: p.traceId!, spanId: p.spanId!, traceFlags: TraceFlags.SAMPLED, isRemote: true, traceState: p.traceState })
-        : ROOT_CONTEXT;
-      const span = tracer.startSpan(f.name, { kind: f.kind, attributes: f.attributes, startTime: f.startTime }, parent);
-      if (f.failed) span.setStatus({ code: SpanStatusCode.ERROR, message: f.message });
-      span.end(f.endTime);
-    }
+    if (list.length) this.#otlp?.send(list);
   }
 
   /** Sends what is buffered and closes the exporters; never rejects. */
   async shutdown(): Promise<void> {
     if (this.#pending.length) this.#drain();
-    await Promise.all([this.#provider?.shutdown().catch(() => {}), this.#sw?.shutdown()]);
+    await Promise.all([this.#otlp?.shutdown(), this.#sw?.shutdown()]);
   }
 
   /** Sends what is buffered now (tests, stop); never rejects. */
   async flush(): Promise<void> {
     if (this.#pending.length) this.#drain();
-    await Promise.all([this.#provider?.forceFlush().catch(() => {}), this.#sw?.flush()]);
+    await Promise.all([this.#otlp?.flush(), this.#sw?.flush()]);
   }
 }
 
