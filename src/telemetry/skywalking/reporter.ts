@@ -29,7 +29,8 @@ export class SkyWalkingReporter {
   readonly #dropped: (n: number) => void;
   #buffer: SegmentObject[] = [];
   #sending: Promise<void> | undefined;
-  #propertiesSent = false;
+  /** The instance properties: sent once (a keep-alive while they are on their way waits). */
+  #properties: "unsent" | "sending" | "sent" = "unsent";
   readonly #timers: Timer[] = [];
 
   constructor(
@@ -97,7 +98,8 @@ export class SkyWalkingReporter {
   #ping(mgmt: ManagementClient): void {
     const deadline = new Date(Date.now() + this.#timeout);
     const who = { service: this.#id.service, serviceInstance: this.#id.instance, layer: "" };
-    if (!this.#propertiesSent) {
+    if (this.#properties === "unsent") {
+      this.#properties = "sending";
       const properties = [
         { key: "language", value: "typescript" },
         { key: "runtime", value: `bun ${Bun.version}` },
@@ -106,7 +108,7 @@ export class SkyWalkingReporter {
         { key: "service.version", value: this.#id.version },
       ];
       mgmt.reportInstanceProperties({ ...who, properties }, { deadline }, (err) => {
-        if (!err) this.#propertiesSent = true;
+        this.#properties = err ? "unsent" : "sent";
       });
     }
     mgmt.keepAlive(who, { deadline }, () => {});

@@ -2,18 +2,16 @@
  * One span per sidecar hop: a client span when the app calls out (consumer), a server span
  * when a call comes in (provider). The sampling decision is taken before anything is built, so
  * an unsampled request costs a few header lookups and nothing else (no span, no id, no
- * parsing unless a trace header is present). OpenTelemetry spans are made and exported over
- * OTLP/gRPC on a thread of their own (otlpThread.ts) from a record of the finished hop;
- * SkyWalking segments are built from the same hop (one segment per hop, ids shared with the
- * OTel span).
+ * parsing unless a trace header is present). A finished hop becomes a record of its span
+ * (OpenTelemetry) and/or a SkyWalking segment (one per hop, ids shared with the span); both
+ * are exported on a thread of their own (exportThread.ts).
  */
 import { SpanKind, type Attributes } from "@opentelemetry/api";
 import type { MeshError } from "../../pipeline/errors.ts";
 import type { Ctx } from "../../pipeline/types.ts";
 import type { TracingOptions } from "../schema.ts";
-import { SkyWalkingReporter } from "../skywalking/reporter.ts";
-import { hopSegment } from "../skywalking/segment.ts";
-import { OtlpThread, type SpanRecord } from "./otlpThread.ts";
+import { hopSegment, type SegmentObject } from "../skywalking/segment.ts";
+import { ExportThread, type SpanRecord } from "./exportThread.ts";
 import { extract, inject, injectDeny, type Incoming, type SwParent } from "./propagation.ts";
 
 /**
@@ -79,29 +77,31 @@ export type DropCounter = (exporter: "otlp" | "skywalking", n: number) => void;
 export class HopTracer {
   readonly #ratio: number;
   readonly #id: TraceIdentity;
-  readonly #otlp?: OtlpThread;
-  readonly #sw?: SkyWalkingReporter;
+  /** The exporters' thread (OTLP and/or SkyWalking); none when tracing only propagates. */
+  readonly #exports?: ExportThread;
+  readonly #otlp: boolean;
+  readonly #sw: boolean;
   /** Finished hops not yet handed to the exporter thread (sent in one message per batch). */
-  #pending: SpanRecord[] = [];
+  #spans: SpanRecord[] = [];
+  #segments: SegmentObject[] = [];
   #timer: Timer | undefined;
   readonly #drainMs: number;
   readonly #maxPending: number;
-  readonly #dropped: (n: number) => void;
+  readonly #dropped: DropCounter;
 
   constructor(options: TracingOptions, identity: TraceIdentity, dropped: DropCounter) {
     this.#ratio = options.sampler;
     this.#id = identity;
     this.#drainMs = Math.max(10, Math.min(500, options.flushInterval / 2));
     this.#maxPending = options.maxQueue;
-    this.#dropped = (n) => dropped("otlp", n);
-    if (options.otlp) {
-      this.#otlp = new OtlpThread(
-        { endpoint: options.otlp.endpoint, timeout: options.otlp.timeout, flushInterval: options.flushInterval, maxQueue: options.maxQueue, identity },
-        this.#dropped,
+    this.#dropped = dropped;
+    this.#otlp = options.otlp !== undefined;
+    this.#sw = options.skywalking !== undefined;
+    if (this.#otlp || this.#sw) {
+      this.#exports = new ExportThread(
+        { identity, flushInterval: options.flushInterval, maxQueue: options.maxQueue, otlp: options.otlp, skywalking: options.skywalking },
+        dropped,
       );
-    }
-    if (options.skywalking) {
-      this.#sw = new SkyWalkingReporter(options.skywalking, identity, options, (n) => dropped("skywalking", n));
     }
   }
 
@@ -127,7 +127,7 @@ export class HopTracer {
     const peer = kind === "client" ? (ctx.port ? `${ctx.service}:${ctx.port}` : ctx.service) : (ctx.req.headers.get("host") ?? "");
     const traceId = incoming?.traceId ?? randomHex(16);
     const spanId = randomHex(8);
-    const otel = this.#otlp && {
+    const otel = !this.#otlp ? undefined : {
       // Envoy's header for naming the operation; else "{method} {service}".
       name: h.get("x-envoy-decorator-operation") ?? `${ctx.method} ${ctx.service}`,
       attributes: startAttributes(ctx, path, kind),
@@ -191,13 +191,21 @@ export class HopTracer {
         parent: parentOf(hop.incoming),
       });
     }
-    this.#sw?.add(hopSegment(hop, ctx, res, error, failed, this.#id));
+    if (this.#sw) {
+      if (this.#segments.length >= this.#maxPending) this.#dropped("skywalking", 1);
+      else this.#segments.push(hopSegment(hop, ctx, res, error, failed, this.#id));
+      this.#schedule();
+    }
   }
 
   /** Queues a finished hop; it goes to the exporter thread with the next batch. */
   #finish(f: SpanRecord): void {
-    if (this.#pending.length >= this.#maxPending) return this.#dropped(1);
-    this.#pending.push(f);
+    if (this.#spans.length >= this.#maxPending) return this.#dropped("otlp", 1);
+    this.#spans.push(f);
+    this.#schedule();
+  }
+
+  #schedule(): void {
     if (!this.#timer) {
       this.#timer = setTimeout(() => this.#drain(), this.#drainMs);
       this.#timer.unref();
@@ -208,21 +216,23 @@ export class HopTracer {
   #drain(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    const list = this.#pending;
-    this.#pending = [];
-    if (list.length) this.#otlp?.send(list);
+    const spans = this.#spans;
+    const segments = this.#segments;
+    this.#spans = [];
+    this.#segments = [];
+    if (spans.length || segments.length) this.#exports?.send(spans, segments);
   }
 
   /** Sends what is buffered and closes the exporters; never rejects. */
   async shutdown(): Promise<void> {
-    if (this.#pending.length) this.#drain();
-    await Promise.all([this.#otlp?.shutdown(), this.#sw?.shutdown()]);
+    this.#drain();
+    await this.#exports?.shutdown();
   }
 
   /** Sends what is buffered now (tests, stop); never rejects. */
   async flush(): Promise<void> {
-    if (this.#pending.length) this.#drain();
-    await Promise.all([this.#otlp?.flush(), this.#sw?.flush()]);
+    this.#drain();
+    await this.#exports?.flush();
   }
 }
 

@@ -1,15 +1,17 @@
 /**
- * The exporter thread (started by otlpThread.ts): makes the OpenTelemetry spans of the
+ * The exporter thread (started by exportThread.ts): makes the OpenTelemetry spans of the
  * SpanRecords it is sent, with the ids and times the hops chose, and exports them over
- * OTLP/gRPC through the SDK's BatchSpanProcessor. What is dropped (a full queue, a failed
- * export) is reported back to be counted in mesher_dropped_spans_total.
+ * OTLP/gRPC through the SDK's BatchSpanProcessor; hands SkyWalking segments to the reporter.
+ * What is dropped (a full queue, a failed export) is reported back to be counted in
+ * mesher_dropped_spans_total.
  */
 import { createTraceState, ROOT_CONTEXT, SpanStatusCode, trace, TraceFlags } from "@opentelemetry/api";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { AlwaysOnSampler, BatchSpanProcessor, TracerProvider, type IdGenerator } from "@opentelemetry/sdk-trace";
 import type { Tracer } from "@opentelemetry/api";
 import { CountingExporter, CountingProcessor, otlpExporter } from "./otlp.ts";
-import type { FromWorker, OtlpOptions, SpanRecord, ToWorker } from "./otlpThread.ts";
+import { SkyWalkingReporter } from "../skywalking/reporter.ts";
+import type { Exporter, ExportOptions, FromWorker, SpanRecord, ToWorker } from "./exportThread.ts";
 
 declare const self: Worker;
 
@@ -29,16 +31,24 @@ const reply = (m: FromWorker) => self.postMessage(m);
 const ids = new PresetIds();
 let provider: TracerProvider | undefined;
 let tracer: Tracer | undefined;
+let reporter: SkyWalkingReporter | undefined;
 
-function init(o: OtlpOptions): void {
-  const drop = (n: number) => reply({ type: "dropped", n });
-  const exporter = new CountingExporter(otlpExporter(o.endpoint, o.timeout), drop);
+const dropper = (exporter: Exporter) => (n: number) => reply({ type: "dropped", exporter, n });
+
+function init(o: ExportOptions): void {
+  if (o.skywalking) reporter = new SkyWalkingReporter(o.skywalking, o.identity, o, dropper("skywalking"));
+  if (o.otlp) initOtlp(o, o.otlp);
+}
+
+function initOtlp(o: ExportOptions, otlp: NonNullable<ExportOptions["otlp"]>): void {
+  const drop = dropper("otlp");
+  const exporter = new CountingExporter(otlpExporter(otlp.endpoint, otlp.timeout), drop);
   const batch = new BatchSpanProcessor({
     exporter,
     scheduledDelayMillis: o.flushInterval,
     maxQueueSize: o.maxQueue,
     maxExportBatchSize: Math.min(512, o.maxQueue),
-    exportTimeoutMillis: o.timeout,
+    exportTimeoutMillis: otlp.timeout,
   });
   provider = new TracerProvider({
     resource: resourceFromAttributes({
@@ -78,14 +88,15 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
   switch (m.type) {
     case "init":
       return init(m.options);
-    case "spans":
+    case "batch":
       for (const f of m.spans) record(f);
+      for (const s of m.segments) reporter?.add(s);
       return;
     case "flush":
-      await provider?.forceFlush().catch(() => {});
+      await Promise.all([provider?.forceFlush().catch(() => {}), reporter?.flush()]);
       return reply({ type: "done", id: m.id });
     case "shutdown":
-      await provider?.shutdown().catch(() => {});
+      await Promise.all([provider?.shutdown().catch(() => {}), reporter?.shutdown()]);
       return reply({ type: "done", id: m.id });
   }
 };

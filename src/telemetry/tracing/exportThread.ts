@@ -1,13 +1,15 @@
 /**
- * The OTLP exporter on its own thread. The data path records a finished hop as a plain
- * SpanRecord; records go to a Worker (otlpWorker.ts) in batches, where the OpenTelemetry SDK
- * makes the spans, batches them (BatchSpanProcessor) and sends them with the design card's
- * OTLP/gRPC exporter. Making span objects, serialising and gRPC never run on the event loop
- * that serves requests: measured in-process at 1% sampling, they stalled it up to 10-25 ms
- * once per export and doubled the p99 at a fixed 3,000 req/s (bench/NOTES.md, change 9).
- * The SDK and grpc-js load in the worker only, never in the main thread.
+ * The trace exporters on their own thread. The data path records a finished hop as a plain
+ * SpanRecord (OpenTelemetry) and/or SegmentObject (SkyWalking); they go to a Worker
+ * (exportWorker.ts) in batches, where the OpenTelemetry SDK makes the spans and sends them
+ * with the design card's OTLP/gRPC exporter, and the SkyWalking reporter sends the segments.
+ * Making span objects, serialising and gRPC never run on the event loop that serves requests:
+ * measured in-process at 1% sampling, the OTLP export stalled it up to 10-25 ms once per batch
+ * and doubled the p99 at a fixed 3,000 req/s (bench/NOTES.md, change 9). The SDK and the gRPC
+ * clients load in the worker only, never in the main thread.
  */
 import type { Attributes } from "@opentelemetry/api";
+import type { SegmentObject } from "../skywalking/segment.ts";
 import type { TraceIdentity } from "./tracer.ts";
 
 /** A finished hop as its span will be made (ids and times the hop chose). */
@@ -27,27 +29,29 @@ export interface SpanRecord {
   parent?: { traceId: string; spanId: string; traceState?: string };
 }
 
-export interface OtlpOptions {
-  endpoint: string;
-  timeout: number;
+export interface ExportOptions {
+  identity: TraceIdentity;
   flushInterval: number;
   maxQueue: number;
-  identity: TraceIdentity;
+  otlp?: { endpoint: string; timeout: number };
+  skywalking?: { serverUri: string; keepAlive: number };
 }
+
+export type Exporter = "otlp" | "skywalking";
 
 /** Main thread -> worker. */
 export type ToWorker =
-  | { type: "init"; options: OtlpOptions }
-  | { type: "spans"; spans: SpanRecord[] }
+  | { type: "init"; options: ExportOptions }
+  | { type: "batch"; spans: SpanRecord[]; segments: SegmentObject[] }
   | { type: "flush" | "shutdown"; id: number };
 
 /** Worker -> main thread. */
-export type FromWorker = { type: "dropped"; n: number } | { type: "done"; id: number };
+export type FromWorker = { type: "dropped"; exporter: Exporter; n: number } | { type: "done"; id: number };
 
 /** Bun's Worker has Node's ref/unref (not in the DOM typings). */
 type BunWorker = Worker & { ref(): void; unref(): void };
 
-export class OtlpThread {
+export class ExportThread {
   readonly #worker: BunWorker;
   readonly #waiting = new Map<number, () => void>();
   #next = 0;
@@ -55,29 +59,34 @@ export class OtlpThread {
   #closed = false;
 
   constructor(
-    options: OtlpOptions,
-    private readonly dropped: (n: number) => void,
+    options: ExportOptions,
+    private readonly dropped: (exporter: Exporter, n: number) => void,
   ) {
-    this.#worker = new Worker(new URL("./otlpWorker.ts", import.meta.url).href) as BunWorker;
+    this.#worker = new Worker(new URL("./exportWorker.ts", import.meta.url).href) as BunWorker;
     // Idle, the worker does not keep the process alive; it is held while a flush is awaited.
     this.#worker.unref();
     this.#worker.onmessage = (e: MessageEvent<FromWorker>) => {
       const m = e.data;
-      if (m.type === "dropped") this.dropped(m.n);
+      if (m.type === "dropped") this.dropped(m.exporter, m.n);
       else this.#settle(m.id);
     };
     this.#worker.onerror = (e: ErrorEvent) => {
-      if (!this.#failed) console.error("mesher: the OTLP exporter thread failed (spans are dropped and counted):", e.message);
+      if (!this.#failed) console.error("mesher: the trace exporter thread failed (spans are dropped and counted):", e.message);
       this.#failed = true;
       for (const id of [...this.#waiting.keys()]) this.#settle(id);
     };
     this.#post({ type: "init", options });
   }
 
-  /** Hands finished spans to the exporter thread. */
-  send(spans: SpanRecord[]): void {
-    if (this.#failed || this.#closed) return this.dropped(spans.length);
-    this.#post({ type: "spans", spans });
+  /** Hands finished spans and segments to the exporter thread. */
+  send(spans: SpanRecord[], segments: SegmentObject[]): void {
+    if (this.#failed || this.#closed) return this.#drop(spans, segments);
+    this.#post({ type: "batch", spans, segments });
+  }
+
+  #drop(spans: SpanRecord[], segments: SegmentObject[]): void {
+    if (spans.length) this.dropped("otlp", spans.length);
+    if (segments.length) this.dropped("skywalking", segments.length);
   }
 
   /** Resolves once what was sent so far has been exported (or dropped). Never rejects. */
@@ -113,7 +122,7 @@ export class OtlpThread {
       this.#worker.postMessage(m);
     } catch (err) {
       // A record that cannot be cloned (should not happen: attributes are plain values).
-      if (m.type === "spans") this.dropped(m.spans.length);
+      if (m.type === "batch") this.#drop(m.spans, m.segments);
       else if (m.type !== "init") this.#settle(m.id);
       if (!this.#failed) console.error("mesher: could not hand spans to the exporter thread:", (err as Error).message);
     }
