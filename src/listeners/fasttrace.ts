@@ -86,7 +86,7 @@ export const TRACE_WRITTEN = new Set([
 /** Headers the tracer reads besides those. */
 const TRACE_READ = new Set([...TRACE_WRITTEN, "x-envoy-force-trace", "x-client-trace-id", "x-envoy-decorator-operation", "user-agent", "host"]);
 
-/** With tracing on and nothing to record: the head lines the decision adds (fasttrace.ts). */
+/** With tracing on and nothing to record: the head lines the decision adds. */
 export function untracedLines(verdict: number): string {
   let out = (verdict & 3) === TRACE_DENY ? "x-b3-sampled: 0\r\n" : "";
   if (verdict & TRACE_NO_REQUEST_ID) out += `x-request-id: ${crypto.randomUUID()}\r\n`;
