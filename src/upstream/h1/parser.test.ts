@@ -143,4 +143,37 @@ describe("ResponseParser", () => {
     // Not lean: every header, and the same flag.
     expect(parse([head + "ok"]).heads[0]).toMatchObject({ hopByHop: false, headers: ["Content-Type", "text/plain", "Content-Length", "2", "X-Long-Header-Name", "v"] });
   });
+
+  test("lean reads the same status, framing, keep-alive and hop-by-hop flag as the full parse, for every kind of head", () => {
+    const heads = [
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+      "HTTP/1.1 200 OK\r\ncontent-length:2\r\n\r\nok",
+      "HTTP/1.1 201\r\nCONTENT-LENGTH: 2 \r\n\r\nok",
+      "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nExpires: 0\r\nETag: x\r\nContent-Length: 2\r\n\r\nok", // hop-sized names, not hop-by-hop
+      "HTTP/1.1 200 OK\r\nX-Content-Length: 9\r\nContent-Length: 2\r\n\r\nok",
+      "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+      "HTTP/1.1 304 Not Modified\r\nContent-Length: 20\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+      "HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\nok",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nok", // close-delimited
+      "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+      "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    ];
+    for (const text of heads) {
+      for (const noBody of [false, true]) {
+        // A HEAD's response: the last head alone (no body follows it).
+        const input = noBody ? text.slice(0, text.indexOf("\r\n\r\n", text.lastIndexOf("HTTP/1.")) + 4) : text;
+        const full = parse([input], { noBody, finish: true });
+        const lean = parse([input], { noBody, finish: true, lean: true });
+        const pick = (h: ResponseHead) => ({ status: h.status, framing: h.framing, keepAlive: h.keepAlive, hopByHop: h.hopByHop, contentLength: h.contentLength, raw: Buffer.from(h.raw).toString("latin1") });
+        expect(lean.heads.map(pick)).toEqual(full.heads.map(pick));
+        expect(lean.bodies).toEqual(full.bodies);
+      }
+    }
+    // Malformed heads are still refused (by the full parse the lean one hands them to).
+    expect(() => parse(["HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok"], { lean: true })).toThrow(ParseError);
+    expect(() => parse(["HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n"], { lean: true })).toThrow(ParseError);
+  });
 });

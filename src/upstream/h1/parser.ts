@@ -9,6 +9,7 @@
  * llhttp is not reachable from Bun. A response parser with these three framings is small.
  */
 
+import { HOP_BY_HOP } from "../http.ts";
 import { HOP_LENGTHS, isHopByHopResponseHeader } from "./headers.ts";
 
 /** What the parser hands on when a response's header block is complete. */
@@ -55,6 +56,19 @@ const LF = 10;
 export const MAX_HEAD = 64 * 1024;
 const decoder = new TextDecoder("latin1"); // only for short chunk-size lines (ASCII)
 
+/** "HTTP/1.1 " and "content-length" as bytes (the lean parse compares bytes). */
+const HTTP11 = Buffer.from("HTTP/1.1 ", "latin1");
+const CONTENT_LENGTH = Buffer.from("content-length", "latin1");
+/** Hop-by-hop names as bytes, by length. */
+const HOP_NAMES = new Map<number, Uint8Array[]>();
+for (const n of HOP_BY_HOP) HOP_NAMES.set(n.length, [...(HOP_NAMES.get(n.length) ?? []), Buffer.from(n, "latin1")]);
+
+/** True when buf[pos, pos + word.length) is `word` (lower-case ASCII letters and '-') in any case. */
+function sameLower(buf: Uint8Array, pos: number, word: Uint8Array): boolean {
+  for (let k = 0; k < word.length; k++) if ((buf[pos + k]! | 0x20) !== word[k]) return false;
+  return true;
+}
+
 /** Parses successive responses on one connection (one request in flight at a time). */
 export class ResponseParser {
   #s = S.Head;
@@ -66,6 +80,8 @@ export class ResponseParser {
   /**
    * Leave `headers` empty: only the framing and `hopByHop` are read (the fast path passes the
    * head on as received, and reads the lines with `headerLines` in the rare case it must not).
+   * A head that can go on as received (HTTP/1.1, one Content-Length, nothing hop-by-hop) is
+   * read on its bytes, without a string, and leaves `statusText` empty too.
    */
   lean = false;
 
@@ -99,7 +115,8 @@ export class ResponseParser {
             this.#pending = buf.slice(i);
             return;
           }
-          const next = this.#head(buf, i, end);
+          let next = this.lean ? this.#leanHead(buf, i, end) : -1;
+          if (next < 0) next = this.#head(buf, i, end);
           i = next;
           break;
         }
@@ -180,6 +197,61 @@ export class ResponseParser {
     this.#s = S.Head;
     this.#remaining = 0;
     this.sink.onEnd();
+  }
+
+  /**
+   * The lean parse of the common head, on bytes: "HTTP/1.1 NNN", a final status, one
+   * Content-Length, no hop-by-hop header. Returns `end`, or -1 for anything
+   * else (the string parse below then reads it, and reports errors). Measured: the string parse
+   * was 0.3-0.7 µs of the fast path's ~5 µs of user time per request (bench/NOTES.md).
+   */
+  #leanHead(buf: Uint8Array, start: number, end: number): number {
+    for (let k = 0; k < 9; k++) if (buf[start + k] !== HTTP11[k]) return -1;
+    const d0 = buf[start + 9]! - 48;
+    const d1 = buf[start + 10]! - 48;
+    const d2 = buf[start + 11]! - 48;
+    const after = buf[start + 12];
+    if (d0 < 2 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9 || (after !== 32 && after !== CR)) return -1;
+    const status = d0 * 100 + d1 * 10 + d2;
+    let contentLength = -1;
+    let pos = buf.indexOf(LF, start) + 1;
+    const stop = end - 2;
+    while (pos < stop) {
+      const first = buf[pos];
+      if (first === 32 || first === 9) return -1; // a folded line: the string parse judges
+      const nl = buf.indexOf(CR, pos);
+      const colon = buf.indexOf(58, pos);
+      if (nl < 0 || nl >= end || colon <= pos || colon > nl) return -1;
+      const length = colon - pos;
+      if (length === 14 && sameLower(buf, pos, CONTENT_LENGTH)) {
+        if (contentLength >= 0) return -1;
+        let p = colon + 1;
+        while (buf[p] === 32 || buf[p] === 9) p++;
+        let q = nl;
+        while (q > p && (buf[q - 1] === 32 || buf[q - 1] === 9)) q--;
+        if (q === p || q - p > 15) return -1;
+        let n = 0;
+        for (let k = p; k < q; k++) {
+          const d = buf[k]! - 48;
+          if (d < 0 || d > 9) return -1;
+          n = n * 10 + d;
+        }
+        contentLength = n;
+      } else if (HOP_LENGTHS.has(length)) {
+        // A hop-by-hop name (Transfer-Encoding and Connection among them): the string parse.
+        for (const name of HOP_NAMES.get(length)!) if (sameLower(buf, pos, name)) return -1;
+      }
+      pos = nl + 2;
+    }
+    if (contentLength < 0) return -1;
+    const framing = this.noBody || status === 204 || status === 304 || contentLength === 0 ? "none" : "length";
+    this.sink.onHead({ status, statusText: "", headers: [], hopByHop: false, raw: buf.subarray(start, end), keepAlive: true, framing, contentLength });
+    if (framing === "none") this.#end();
+    else {
+      this.#remaining = contentLength;
+      this.#s = S.Length;
+    }
+    return end;
   }
 
   /** Parses the header block buf[start, end) (end: index after CRLFCRLF); returns `end`. */
