@@ -178,7 +178,7 @@ export class HopTracer {
         if (ctx.port) attributes["server.port"] = Number(ctx.port);
       }
       Object.assign(attributes, endAttributes(ctx, res, error));
-      this.#finish({
+      this.#queue(this.#spans, "otlp", {
         name: retargeted && !hop.decorated ? `${ctx.method} ${ctx.service}` : hop.otel.name,
         kind: hop.kind === "server" ? SpanKind.SERVER : SpanKind.CLIENT,
         attributes,
@@ -191,21 +191,13 @@ export class HopTracer {
         parent: parentOf(hop.incoming),
       });
     }
-    if (this.#sw) {
-      if (this.#segments.length >= this.#maxPending) this.#dropped("skywalking", 1);
-      else this.#segments.push(hopSegment(hop, ctx, res, error, failed, this.#id));
-      this.#schedule();
-    }
+    if (this.#sw) this.#queue(this.#segments, "skywalking", hopSegment(hop, ctx, res, error, failed, this.#id));
   }
 
-  /** Queues a finished hop; it goes to the exporter thread with the next batch. */
-  #finish(f: SpanRecord): void {
-    if (this.#spans.length >= this.#maxPending) return this.#dropped("otlp", 1);
-    this.#spans.push(f);
-    this.#schedule();
-  }
-
-  #schedule(): void {
+  /** Queues a finished hop's span or segment (bounded); it goes with the next batch. */
+  #queue<T>(list: T[], exporter: "otlp" | "skywalking", item: T): void {
+    if (list.length >= this.#maxPending) return this.#dropped(exporter, 1);
+    list.push(item);
     if (!this.#timer) {
       this.#timer = setTimeout(() => this.#drain(), this.#drainMs);
       this.#timer.unref();

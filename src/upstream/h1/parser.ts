@@ -244,13 +244,8 @@ export class ResponseParser {
       pos = nl + 2;
     }
     if (contentLength < 0) return -1;
-    const framing = this.noBody || status === 204 || status === 304 || contentLength === 0 ? "none" : "length";
-    this.sink.onHead({ status, statusText: "", headers: [], hopByHop: false, raw: buf.subarray(start, end), keepAlive: true, framing, contentLength });
-    if (framing === "none") this.#end();
-    else {
-      this.#remaining = contentLength;
-      this.#s = S.Length;
-    }
+    const framing = this.#framing(status, false, contentLength);
+    this.#start({ status, statusText: "", headers: [], hopByHop: false, raw: buf.subarray(start, end), keepAlive: true, framing, contentLength });
     return end;
   }
 
@@ -321,24 +316,34 @@ export class ResponseParser {
       pos = nl + 2;
     }
 
-    let framing: ResponseHead["framing"];
     if (status < 200) {
       // An interim response (100 Continue, 103 Early Hints): no body; the real one follows.
       this.sink.onHead({ status, statusText, headers, hopByHop, raw: buf.subarray(start, end), keepAlive: true, framing: "none", contentLength: 0 });
       return end;
     }
-    if (this.noBody || status === 204 || status === 304) framing = "none";
-    else if (chunked) framing = "chunked"; // chunked wins over Content-Length (RFC 9112 §6.3)
-    else if (contentLength >= 0) framing = contentLength === 0 ? "none" : "length";
-    else framing = "close";
+    const framing = this.#framing(status, chunked, contentLength);
     if (framing === "close") close = true;
-    this.sink.onHead({ status, statusText, headers, hopByHop, raw: buf.subarray(start, end), keepAlive: !close, framing, contentLength: Math.max(0, contentLength) });
-    switch (framing) {
+    this.#start({ status, statusText, headers, hopByHop, raw: buf.subarray(start, end), keepAlive: !close, framing, contentLength: Math.max(0, contentLength) });
+    return end;
+  }
+
+  /** The body framing of a final response (RFC 9112 §6.3); contentLength -1: none given. */
+  #framing(status: number, chunked: boolean, contentLength: number): ResponseHead["framing"] {
+    if (this.noBody || status === 204 || status === 304) return "none";
+    if (chunked) return "chunked"; // chunked wins over Content-Length
+    if (contentLength >= 0) return contentLength === 0 ? "none" : "length";
+    return "close";
+  }
+
+  /** Hands a final response's head on, then reads its body as it is framed. */
+  #start(head: ResponseHead): void {
+    this.sink.onHead(head);
+    switch (head.framing) {
       case "none":
         this.#end();
         break;
       case "length":
-        this.#remaining = contentLength;
+        this.#remaining = head.contentLength;
         this.#s = S.Length;
         break;
       case "chunked":
@@ -347,7 +352,6 @@ export class ResponseParser {
       case "close":
         this.#s = S.Close;
     }
-    return end;
   }
 }
 
