@@ -104,48 +104,33 @@ const row = (key: string, label: string, address: string, host: string, proxies:
   if (wanted.has(key)) rows.push({ key, label, address, host, proxies, closed: [], fixed: [], sockets: 0 });
 };
 row("direct", "app direct", app.address, "app", []);
-for (const key of ["one", "one-untraced"] as const) {
-  if (!wanted.has(key)) continue;
-  const config = { service: { name: "bench" }, listen: { consumer: "127.0.0.1:0", admin: false }, services: { app: { endpoints: [app.address] } } };
-  const one = await startMesher(key, dir, key === "one" ? traced(config) : config, profArgs);
-  row(key, key === "one" ? "mesher, 1 hop" : "mesher, 1 hop, no tracing", one.address, "app", [one]);
-}
-if (wanted.has("one-bunserve")) {
-  // The consumer port on Bun.serve (listen.connect: false; no HTTPS_PROXY/CONNECT) instead of node:http.
-  const fast = await startMesher("one-bunserve", dir, traced({
+/** A one-hop row (when wanted): a mesher whose consumer port sends Host "app" to `endpoints`. */
+async function oneHop(
+  key: string,
+  label: string,
+  o: { listen?: Record<string, unknown>; endpoints?: string[]; env?: Record<string, string>; untraced?: boolean } = {},
+): Promise<void> {
+  if (!wanted.has(key)) return;
+  const config = {
     service: { name: "bench" },
-    listen: { consumer: "127.0.0.1:0", admin: false, connect: false, fastPath: false },
-    services: { app: { endpoints: [app.address] } },
-  }), profArgs);
-  row("one-bunserve", "mesher, 1 hop, connect: false", fast.address, "app", [fast]);
+    listen: { consumer: "127.0.0.1:0", admin: false, ...o.listen },
+    services: { app: { endpoints: o.endpoints ?? [app.address] } },
+  };
+  const m = await startMesher(key, dir, o.untraced ? config : traced(config), profArgs, o.env);
+  row(key, label, m.address, "app", [m]);
 }
+await oneHop("one", "mesher, 1 hop");
+await oneHop("one-untraced", "mesher, 1 hop, no tracing", { untraced: true });
+// The consumer port on Bun.serve (listen.connect: false; no HTTPS_PROXY/CONNECT) instead of node:http.
+await oneHop("one-bunserve", "mesher, 1 hop, connect: false", { listen: { connect: false, fastPath: false } });
 if (wanted.has("one-200")) {
   const endpoints = app.extra.ports!.split(" ").map((p) => `127.0.0.1:${p}`);
-  const many = await startMesher("one-200", dir, traced({
-    service: { name: "bench" },
-    listen: { consumer: "127.0.0.1:0", admin: false },
-    services: { app: { endpoints } },
-  }), profArgs);
-  row("one-200", `mesher, 1 hop, ${endpoints.length} endpoints`, many.address, "app", [many]);
+  await oneHop("one-200", `mesher, 1 hop, ${endpoints.length} endpoints`, { endpoints });
 }
-if (wanted.has("one-regular")) {
-  // The same hop without the fast path: what a request with routes or policies goes through.
-  const regular = await startMesher("one-regular", dir, traced({
-    service: { name: "bench" },
-    listen: { consumer: "127.0.0.1:0", admin: false, fastPath: false },
-    services: { app: { endpoints: [app.address] } },
-  }), profArgs);
-  row("one-regular", "mesher, 1 hop, regular engine", regular.address, "app", [regular]);
-}
-if (wanted.has("one-fetch")) {
-  // The regular engine with Bun's fetch as the upstream client (the pre-pool transport), to compare.
-  const oneFetch = await startMesher("one-fetch", dir, traced({
-    service: { name: "bench" },
-    listen: { consumer: "127.0.0.1:0", admin: false, fastPath: false },
-    services: { app: { endpoints: [app.address] } },
-  }), profArgs, { MESHER_UPSTREAM_CLIENT: "fetch" });
-  row("one-fetch", "mesher, 1 hop, fetch client", oneFetch.address, "app", [oneFetch]);
-}
+// The same hop without the fast path: what a request with routes or policies goes through.
+await oneHop("one-regular", "mesher, 1 hop, regular engine", { listen: { fastPath: false } });
+// The regular engine with Bun's fetch as the upstream client (the pre-pool transport), to compare.
+await oneHop("one-fetch", "mesher, 1 hop, fetch client", { listen: { fastPath: false }, env: { MESHER_UPSTREAM_CLIENT: "fetch" } });
 for (const key of ["two", "two-untraced", "two-regular", "two-fetch"] as const) {
   if (!wanted.has(key)) continue;
   const env: Record<string, string> = key === "two-fetch" ? { MESHER_UPSTREAM_CLIENT: "fetch" } : {};
