@@ -291,7 +291,7 @@ export function consumerDirector(rt: Runtime, clusters: ClusterManager): Directo
       version: endpoint.tags.version ?? "",
       route: "default",
       endpoint,
-      bytes: Buffer.from(out, "latin1"),
+      request: out,
       trace,
     };
   };
@@ -366,7 +366,7 @@ export function providerDirector(rt: Runtime): Director {
       route: "",
       endpoint,
       trace,
-      bytes: Buffer.from(out, "latin1"),
+      request: out,
     };
   };
 }
@@ -380,8 +380,8 @@ export interface Target {
   version: string;
   route: string;
   endpoint: Endpoint;
-  /** The rewritten request head. */
-  bytes: Uint8Array;
+  /** The rewritten request head, one char per byte (latin1). */
+  request: string;
   /** The request's span, when it is traced. */
   trace: FastTrace | null;
 }

@@ -35,6 +35,8 @@ import type { Bound } from "./serve.ts";
 
 const CRLF = "\r\n";
 const LAST_CHUNK = Buffer.from("0\r\n\r\n", "latin1");
+/** Where request heads are encoded before their write (see `attach`). */
+const SCRATCH = Buffer.allocUnsafe(64 * 1024);
 /** Idle upstream connections kept per endpoint, and for how long (seconds). */
 const MAX_IDLE = 256;
 const UPSTREAM_IDLE_SECONDS = 15;
@@ -66,11 +68,6 @@ function flush(socket: { write(data: Uint8Array): number }, queue: Uint8Array[])
     queue.shift();
   }
   return true;
-}
-function lengthOf(parts: Uint8Array[]): number {
-  let n = 0;
-  for (const p of parts) n += p.byteLength;
-  return n;
 }
 
 /** One buffer of several: a view when they lie back to back in one received chunk, else a copy. */
@@ -111,10 +108,18 @@ interface Client {
   out: Uint8Array[];
   /** Body bytes of a request answered before it was all sent: read and dropped. */
   discard: number;
-  /** While an upstream read is parsed: what it makes for the client, written as one send. */
-  corked: Uint8Array[] | null;
-  /** Something corked was made here (a rebuilt head, chunk framing), not a view of the read. */
-  rewritten: boolean;
+  /** An upstream read is being parsed: what it makes for the client is corked, then sent at once. */
+  corking: boolean;
+  /** What is corked (one array per connection, emptied at each uncork). */
+  corked: Uint8Array[];
+  /**
+   * The last corked bytes when they go on as received: passBuf[passStart, passEnd) of the read,
+   * a range until something else is corked (a view is made only then: usually never, the
+   * whole read goes on as it came).
+   */
+  passBuf: Uint8Array | null;
+  passStart: number;
+  passEnd: number;
   /** End the connection once what is corked has been written. */
   endAfterFlush: boolean;
   closed: boolean;
@@ -174,7 +179,10 @@ export function serveFastPath(
 
   function write(c: Client, data: Uint8Array): void {
     if (c.closed) return;
-    if (c.corked) return void c.corked.push(data);
+    if (c.corking) {
+      if (c.passBuf) spill(c);
+      return void c.corked.push(data);
+    }
     if (!push(c.socket, c.out, data)) {
       const up = c.ex?.upstream;
       if (up && !up.paused) {
@@ -182,6 +190,39 @@ export function serveFastPath(
         up.socket?.pause();
       }
       c.pipe?.pause();
+    }
+  }
+
+  /** Bytes of an upstream read that go on unchanged: corked as a range (see `passBuf`). */
+  function pass(c: Client, buf: Uint8Array, start: number, end: number): void {
+    if (!c.corking) return write(c, buf.subarray(start, end));
+    if (c.passBuf === buf && c.passEnd === start) return void (c.passEnd = end);
+    if (c.passBuf) spill(c);
+    c.passBuf = buf;
+    c.passStart = start;
+    c.passEnd = end;
+  }
+
+  /** The corked range becomes a corked view (something else is corked after it). */
+  function spill(c: Client): void {
+    c.corked.push(c.passBuf!.subarray(c.passStart, c.passEnd));
+    c.passBuf = null;
+  }
+
+  /** Ends corking: what the read made for the client goes as one write. */
+  function uncork(c: Client): void {
+    const corked = c.corked;
+    const b = c.passBuf;
+    c.corking = false;
+    c.passBuf = null;
+    if (b && !corked.length) write(c, c.passStart === 0 && c.passEnd === b.length ? b : b.subarray(c.passStart, c.passEnd));
+    else {
+      if (b) corked.push(b.subarray(c.passStart, c.passEnd));
+      if (corked.length) {
+        const data = joined(corked);
+        corked.length = 0;
+        write(c, data);
+      }
     }
   }
 
@@ -223,7 +264,7 @@ export function serveFastPath(
         version: target.version,
         route: target.route,
         endpoint: target.endpoint,
-        bytes: target.bytes,
+        request: target.request,
         trace: target.trace,
         start: performance.now(),
         upstream: null,
@@ -319,6 +360,8 @@ export function serveFastPath(
     u.parser.lean = true; // the head goes on as received unless it has hop-by-hop headers
     const { host: hostname, port } = splitAddress(e.address);
     u.socket = await Bun.connect<Upstream>({ hostname, port, data: u, socket: upstreamHandlers });
+    // Closes it once idle in the pool that long (busy, the handler re-arms it).
+    u.socket.timeout(UPSTREAM_IDLE_SECONDS);
     return u;
   }
 
@@ -329,7 +372,20 @@ export function serveFastPath(
     u.parser.noBody = ex.head.method === "HEAD";
     // The head, with the body bytes already here, in one write.
     const body = takeBody(c, ex);
-    toUpstream(c, u, body ? Buffer.concat([ex.bytes, body]) : ex.bytes);
+    const head = ex.request;
+    const n = head.length + (body ? body.byteLength : 0);
+    if (u.out.length || n > SCRATCH.length) {
+      const bytes = Buffer.from(head, "latin1");
+      return toUpstream(c, u, body ? Buffer.concat([bytes, body]) : bytes);
+    }
+    // Encoded into one buffer reused by every request (the socket copies what it takes).
+    SCRATCH.write(head, 0, "latin1");
+    if (body) SCRATCH.set(body, head.length);
+    const w = u.socket!.write(SCRATCH, 0, n);
+    if (w < n) {
+      u.out.push(SCRATCH.slice(Math.max(0, w), n));
+      c.socket.pause();
+    }
   }
 
   /** Body bytes of the exchange from what the client sent so far (the rest stays buffered). */
@@ -357,15 +413,14 @@ export function serveFastPath(
         u.closeDelimited = head.framing === "close";
         ex.chunked = head.framing === "chunked" || head.framing === "close";
         ex.status = head.status;
-        if (!head.hopByHop && !ex.chunked && head.raw[7] === 49 /* HTTP/1.1 */) {
+        if (!head.hopByHop && !ex.chunked && head.source[head.start + 7] === 49 /* HTTP/1.1 */) {
           // Nothing to take out: the head goes on as the app wrote it (with the body bytes
           // read with it, one contiguous write).
-          write(c, head.raw);
+          pass(c, head.source, head.start, head.end);
           ex.answered = true;
           return answered(ex, undefined);
         }
-        c.rewritten = true;
-        const h = forwardable(headerLines(head.raw));
+        const h = forwardable(headerLines(head));
         let out = `HTTP/1.1 ${head.status} ${head.statusText}\r\n`;
         for (let i = 0; i < h.length; i += 2) out += `${h[i]!.toLowerCase()}: ${h[i + 1]}\r\n`;
         if (ex.chunked) out += "transfer-encoding: chunked\r\n";
@@ -374,22 +429,18 @@ export function serveFastPath(
         ex.answered = true;
         answered(ex, undefined);
       },
-      onBody(chunk: Uint8Array) {
+      onBody(buf: Uint8Array, start: number, end: number) {
         const c = u.client!;
         if (c.ex!.chunked) {
-          c.rewritten = true;
-          write(c, Buffer.from(`${chunk.byteLength.toString(16)}\r\n`, "latin1"));
-          write(c, chunk);
+          write(c, Buffer.from(`${(end - start).toString(16)}\r\n`, "latin1"));
+          pass(c, buf, start, end);
           write(c, Buffer.from(CRLF, "latin1"));
-        } else write(c, chunk);
+        } else pass(c, buf, start, end);
       },
       onEnd() {
         const c = u.client!;
         const ex = c.ex!;
-        if (ex.chunked) {
-          c.rewritten = true;
-          write(c, LAST_CHUNK);
-        }
+        if (ex.chunked) write(c, LAST_CHUNK);
         finish(c, ex, u.keepAlive && !u.closeDelimited);
       },
     };
@@ -448,19 +499,20 @@ export function serveFastPath(
     if (u) {
       u.client = null;
       u.reused = true;
-      if (reusable && u.socket && u.pool.length < MAX_IDLE && !stopping) {
-        u.socket.timeout(UPSTREAM_IDLE_SECONDS);
-        u.pool.push(u);
-      } else u.socket?.end();
+      // Pooled with its idle timer as is: Bun re-arms a socket's timer on every read and write,
+      // and the response just read was its last activity (set at connect: see `connect`).
+      if (reusable && u.socket && u.pool.length < MAX_IDLE && !stopping) u.pool.push(u);
+      else u.socket?.end();
     }
     if (stopping) {
       // Ends once what is corked has been written (see the upstream data handler).
-      if (c.corked) c.endAfterFlush = true;
+      if (c.corking) c.endAfterFlush = true;
       else c.socket.end();
       onIdle?.();
       return;
     }
-    c.socket.timeout(options.idleTimeoutSeconds);
+    // The client's idle timer needs no re-arming: Bun re-arms it on every read and write (the
+    // response written now among them), and it is set at open.
     advance(c);
   }
 
@@ -521,16 +573,13 @@ export function serveFastPath(
       u.received = true;
       // Head and body of a response read at once leave in one send (one syscall, one packet):
       // the read itself when it was exactly what goes on (a whole response, passed as received).
-      const corked: Uint8Array[] = (c.corked = []);
-      c.rewritten = false;
+      c.corking = true;
       try {
         u.parser.execute(chunk);
-        c.corked = null;
-        if (corked.length) write(c, !c.rewritten && lengthOf(corked) === chunk.byteLength ? chunk : joined(corked));
+        uncork(c);
         if (c.endAfterFlush) c.socket.end();
       } catch (err) {
-        c.corked = null;
-        if (corked.length) write(c, joined(corked));
+        uncork(c);
         const ex = c.ex;
         u.client = null;
         s.end();
@@ -562,7 +611,7 @@ export function serveFastPath(
     port,
     socket: {
       open(socket) {
-        const c: Client = { socket, peer: socket.remoteAddress, buf: null, ex: null, pipe: null, pipeQueue: null, out: [], discard: 0, corked: null, rewritten: false, endAfterFlush: false, closed: false };
+        const c: Client = { socket, peer: socket.remoteAddress, buf: null, ex: null, pipe: null, pipeQueue: null, out: [], discard: 0, corking: false, corked: [], passBuf: null, passStart: 0, passEnd: 0, endAfterFlush: false, closed: false };
         socket.data = c;
         clients.add(c);
         socket.timeout(options.idleTimeoutSeconds);

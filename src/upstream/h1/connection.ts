@@ -194,8 +194,9 @@ export class Connection implements ParserSink {
     ex.head = head;
   }
 
-  onBody(chunk: Uint8Array): void {
+  onBody(buf: Uint8Array, start: number, end: number): void {
     const ex = this.#ex!;
+    const chunk = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
     countBodyBytes(chunk.byteLength);
     if (ex.controller) {
       ex.controller.enqueue(chunk);

@@ -22,8 +22,14 @@ export interface ResponseHead {
   hopByHop: boolean;
   /** The connection may carry another request after this response. */
   keepAlive: boolean;
-  /** The header block as received (status line through the blank line): a view, valid during onHead. */
-  raw: Uint8Array;
+  /**
+   * The header block as received (status line through the blank line) is source[start, end):
+   * the received bytes, valid during onHead (`rawOf` makes the view; the fast path passes
+   * ranges on without making one).
+   */
+  source: Uint8Array;
+  start: number;
+  end: number;
   /** Body framing: "none" (no body), "length", "chunked" or "close" (until the peer closes). */
   framing: "none" | "length" | "chunked" | "close";
   /** For "length" framing. */
@@ -32,8 +38,14 @@ export interface ResponseHead {
 
 export interface ParserSink {
   onHead(head: ResponseHead): void;
-  onBody(chunk: Uint8Array): void;
+  /** Body bytes: buf[start, end), received bytes valid during the call (no view is made for it). */
+  onBody(buf: Uint8Array, start: number, end: number): void;
   onEnd(): void;
+}
+
+/** The header block of `head` as received: a view of the received bytes. */
+export function rawOf(head: ResponseHead): Uint8Array {
+  return head.source.subarray(head.start, head.end);
 }
 
 export class ParseError extends Error {
@@ -122,18 +134,18 @@ export class ResponseParser {
         }
         case S.Length: {
           const n = Math.min(this.#remaining, buf.length - i);
-          this.sink.onBody(buf.subarray(i, i + n));
+          this.sink.onBody(buf, i, i + n);
           i += n;
           this.#remaining -= n;
           if (this.#remaining === 0) this.#end();
           break;
         }
         case S.Close:
-          this.sink.onBody(i === 0 ? buf : buf.subarray(i));
+          this.sink.onBody(buf, i, buf.length);
           return;
         case S.ChunkData: {
           const n = Math.min(this.#remaining, buf.length - i);
-          this.sink.onBody(buf.subarray(i, i + n));
+          this.sink.onBody(buf, i, i + n);
           i += n;
           this.#remaining -= n;
           if (this.#remaining === 0) this.#s = S.ChunkEnd;
@@ -245,7 +257,7 @@ export class ResponseParser {
     }
     if (contentLength < 0) return -1;
     const framing = this.#framing(status, false, contentLength);
-    this.#start({ status, statusText: "", headers: [], hopByHop: false, raw: buf.subarray(start, end), keepAlive: true, framing, contentLength });
+    this.#start({ status, statusText: "", headers: [], hopByHop: false, source: buf, start, end, keepAlive: true, framing, contentLength });
     return end;
   }
 
@@ -318,12 +330,12 @@ export class ResponseParser {
 
     if (status < 200) {
       // An interim response (100 Continue, 103 Early Hints): no body; the real one follows.
-      this.sink.onHead({ status, statusText, headers, hopByHop, raw: buf.subarray(start, end), keepAlive: true, framing: "none", contentLength: 0 });
+      this.sink.onHead({ status, statusText, headers, hopByHop, source: buf, start, end, keepAlive: true, framing: "none", contentLength: 0 });
       return end;
     }
     const framing = this.#framing(status, chunked, contentLength);
     if (framing === "close") close = true;
-    this.#start({ status, statusText, headers, hopByHop, raw: buf.subarray(start, end), keepAlive: !close, framing, contentLength: Math.max(0, contentLength) });
+    this.#start({ status, statusText, headers, hopByHop, source: buf, start, end, keepAlive: !close, framing, contentLength: Math.max(0, contentLength) });
     return end;
   }
 
@@ -356,8 +368,9 @@ export class ResponseParser {
 }
 
 /** The header lines of a head as [name, value, ...] (for a `lean` parser's head). */
-export function headerLines(raw: Uint8Array): string[] {
-  const text = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("latin1");
+export function headerLines(head: ResponseHead): string[] {
+  const src = head.source;
+  const text = Buffer.from(src.buffer, src.byteOffset, src.byteLength).toString("latin1", head.start, head.end);
   const out: string[] = [];
   let pos = text.indexOf("\r\n") + 2;
   const stop = text.length - 2;
