@@ -89,7 +89,7 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
     case "init":
       return init(m.options);
     case "batch":
-      for (const f of m.spans) record(f);
+      if (m.count) for (const f of JSON.parse(m.spans) as SpanRecord[]) record(f);
       for (const s of m.segments) reporter?.add(s);
       return;
     case "flush":
