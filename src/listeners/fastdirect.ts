@@ -113,7 +113,7 @@ export function parseHead(buf: Buffer, start: number, end: number): RequestHead 
   const eol = text.indexOf(CRLF);
   const sp1 = text.indexOf(" ");
   const sp2 = text.lastIndexOf(" ", eol);
-  if (sp1 <= 0 || sp2 <= sp1 || text.slice(sp2 + 1, eol) !== "HTTP/1.1") return undefined;
+  if (sp1 <= 0 || sp2 <= sp1 || eol - sp2 !== 9 || !text.startsWith("HTTP/1.1", sp2 + 1)) return undefined;
   const method = text.slice(0, sp1);
   if (!FAST_METHODS.has(method)) return undefined;
   let target = text.slice(sp1 + 1, sp2);

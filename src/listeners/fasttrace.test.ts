@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { extract } from "../telemetry/tracing/propagation.ts";
-import { TRACE_DENY, TRACE_NO_REQUEST_ID, TRACE_PASS, TRACE_ASK, TRACE_SAMPLE, traceVerdict } from "./fasttrace.ts";
+import { TRACE_DENY, TRACE_NO_REQUEST_ID, TRACE_PASS, TRACE_ASK, TRACE_SAMPLE, TraceHeaders, traceVerdict } from "./fasttrace.ts";
 
 const TID = "4bf92f3577b34da6a3ce929d0e0e4736";
 const SID = "00f067aa0ba902b7";
@@ -47,5 +47,43 @@ describe("traceVerdict", () => {
     for (let i = 0; i < 20000; i++) if ((traceVerdict([], 0.1) & 3) === TRACE_SAMPLE) sampled++;
     expect(sampled).toBeGreaterThan(1600); // 2000 expected; 10 standard deviations are ~420
     expect(sampled).toBeLessThan(2400);
+  });
+
+  test("the fast path's trace header map reads and writes as Fetch Headers do, and the tracer extracts the same context from both", () => {
+    const mine = new TraceHeaders();
+    const fetch = new Headers();
+    const ops: [string, string, string?][] = [
+      ["append", "traceparent", `00-${TID}-${SID}-01`],
+      ["append", "tracestate", "a=1"],
+      ["append", "tracestate", "b=2"], // repeated: joined with ", "
+      ["set", "x-b3-sampled", "0"],
+      ["set", "x-b3-sampled", "1"], // replaced
+      ["append", "x-request-id", "r1"],
+      ["delete", "x-request-id"],
+    ];
+    for (const [op, name, value] of ops) {
+      if (op === "delete") {
+        mine.delete(name);
+        fetch.delete(name);
+      } else {
+        mine[op as "append" | "set"](name, value!);
+        fetch[op as "append" | "set"](name, value!);
+      }
+    }
+    for (const name of ["traceparent", "tracestate", "x-b3-sampled", "x-request-id", "b3"]) {
+      expect(mine.get(name)).toBe(fetch.get(name));
+      expect(mine.has(name)).toBe(fetch.has(name));
+    }
+    const entries = (h: { forEach(cb: (v: string, n: string) => void): void }) => {
+      const out: string[] = [];
+      h.forEach((v, n) => out.push(`${n}=${v}`));
+      return out.sort();
+    };
+    expect(entries(mine)).toEqual(entries(fetch));
+    expect([...mine.keys()].sort()).toEqual([...fetch.keys()].sort());
+    const a = extract(mine)!;
+    const b = extract(fetch)!;
+    expect(a.traceId).toBe(TID);
+    expect({ ...a, traceState: a.traceState?.serialize() }).toEqual({ ...b, traceState: b.traceState?.serialize() });
   });
 });

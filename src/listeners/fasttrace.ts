@@ -15,6 +15,7 @@
  */
 import type { Runtime } from "./runtime.ts";
 import type { Hop, TraceCtx } from "../telemetry/tracing/tracer.ts";
+import type { HeaderCarrier } from "../telemetry/tracing/propagation.ts";
 
 export const TRACE_PASS = 0;
 export const TRACE_DENY = 1;
@@ -86,6 +87,37 @@ export const TRACE_WRITTEN = new Set([
 /** Headers the tracer reads besides those. */
 const TRACE_READ = new Set([...TRACE_WRITTEN, "x-envoy-force-trace", "x-client-trace-id", "x-envoy-decorator-operation", "user-agent", "host"]);
 
+/**
+ * A request's trace headers as the tracer reads and writes them (lower-case names, repeated
+ * ones joined as Fetch Headers joins them). A Map, not a Fetch Headers: every Headers call
+ * crosses into native code, and a sampled request makes some twenty of them (bench/NOTES.md).
+ */
+export class TraceHeaders implements HeaderCarrier {
+  readonly #m = new Map<string, string>();
+  get(name: string): string | null {
+    return this.#m.get(name) ?? null;
+  }
+  has(name: string): boolean {
+    return this.#m.has(name);
+  }
+  set(name: string, value: string): void {
+    this.#m.set(name, value);
+  }
+  append(name: string, value: string): void {
+    const old = this.#m.get(name);
+    this.#m.set(name, old === undefined ? value : `${old}, ${value}`);
+  }
+  delete(name: string): void {
+    this.#m.delete(name);
+  }
+  keys(): Iterable<string> {
+    return this.#m.keys();
+  }
+  forEach(callback: (value: string, name: string) => void): void {
+    this.#m.forEach(callback);
+  }
+}
+
 /** With tracing on and nothing to record: the head lines the decision adds. */
 export function untracedLines(verdict: number): string {
   let out = (verdict & 3) === TRACE_DENY ? "x-b3-sampled: 0\r\n" : "";
@@ -100,7 +132,7 @@ export function untracedLines(verdict: number): string {
  * originals of TRACE_WRITTEN). `decided`: a new trace the fast path drew as sampled.
  */
 export function startTrace(rt: Runtime, list: string[], decided: boolean, ctx: Omit<TraceCtx, "headers" | "req">): { trace: FastTrace | null; lines: string } {
-  const h = new Headers();
+  const h = new TraceHeaders();
   for (let i = 0; i < list.length; i += 2) if (TRACE_READ.has(list[i]!)) h.append(list[i]!, list[i + 1]!);
   const full: TraceCtx = { ...ctx, headers: h, req: { headers: h } };
   const hop = rt.telemetry.begin(full, decided);

@@ -52,11 +52,24 @@ export interface Outgoing {
   sw?: SwParent;
 }
 
-const getter: TextMapGetter<Headers> = {
+/**
+ * The headers trace context is read from and written to: a request's Fetch Headers on the
+ * regular path, the fast path's own map of a request's trace headers (listeners/fasttrace.ts).
+ */
+export interface HeaderCarrier {
+  get(name: string): string | null;
+  has(name: string): boolean;
+  set(name: string, value: string): void;
+  delete(name: string): void;
+  keys(): Iterable<string>;
+  forEach(callback: (value: string, name: string) => void): void;
+}
+
+const getter: TextMapGetter<HeaderCarrier> = {
   get: (h, key) => h.get(key) ?? undefined,
   keys: (h) => [...h.keys()],
 };
-const setter: TextMapSetter<Headers> = { set: (h, key, value) => h.set(key, value) };
+const setter: TextMapSetter<HeaderCarrier> = { set: (h, key, value) => h.set(key, value) };
 
 const w3c = new W3CTraceContextPropagator();
 const b3 = new B3Propagator(); // extracts both forms (single wins, as the B3 spec says)
@@ -67,7 +80,7 @@ const b3Single = new B3Propagator({ injectEncoding: B3InjectEncoding.SINGLE_HEAD
 const CONTEXT_HEADERS = ["traceparent", "b3", "x-b3-traceid", "x-b3-sampled", "sw8", "x-ot-span-context"];
 
 /** True when the request carries any trace context: the cheap check on the unsampled path. */
-export function hasContext(h: Headers): boolean {
+export function hasContext(h: HeaderCarrier): boolean {
   for (const name of CONTEXT_HEADERS) if (h.has(name)) return true;
   return false;
 }
@@ -81,7 +94,7 @@ function hexOf(text: string, length: 16 | 32): string {
 }
 
 /** Reads the trace context of a request; undefined when it carries none. */
-export function extract(h: Headers): Incoming | undefined {
+export function extract(h: HeaderCarrier): Incoming | undefined {
   if (!hasContext(h)) return undefined;
   const sw = h.has("sw8") ? parseSw8(h.get("sw8")!) : undefined;
   const out: Incoming = { sw, b3Single: h.has("b3"), otSpanContext: h.has("x-ot-span-context") };
@@ -123,7 +136,7 @@ export function extract(h: Headers): Incoming | undefined {
 }
 
 /** Writes this hop's context onto the outgoing headers, in every format the next hop may read. */
-export function inject(h: Headers, o: Outgoing, incoming: Incoming | undefined): void {
+export function inject(h: HeaderCarrier, o: Outgoing, incoming: Incoming | undefined): void {
   const sc = { traceId: o.traceId, spanId: o.spanId, traceFlags: TraceFlags.SAMPLED, isRemote: false, traceState: o.traceState };
   const ctx = trace.setSpanContext(ROOT_CONTEXT, sc);
   w3c.inject(ctx, h, setter);
@@ -141,7 +154,7 @@ export function inject(h: Headers, o: Outgoing, incoming: Incoming | undefined):
 }
 
 /** Marks an unsampled new trace so the next hops do not start one of their own. */
-export function injectDeny(h: Headers): void {
+export function injectDeny(h: HeaderCarrier): void {
   h.set("x-b3-sampled", "0");
 }
 

@@ -12,7 +12,7 @@ import type { Ctx } from "../../pipeline/types.ts";
 import type { TracingOptions } from "../schema.ts";
 import { hopSegment, type SegmentObject } from "../skywalking/segment.ts";
 import { ExportThread, type SpanRecord } from "./exportThread.ts";
-import { extract, inject, injectDeny, type Incoming, type SwParent } from "./propagation.ts";
+import { extract, inject, injectDeny, type HeaderCarrier, type Incoming, type SwParent } from "./propagation.ts";
 
 /**
  * What a hop's span reads of its request: the Ctx on the regular path; the fast path
@@ -21,8 +21,8 @@ import { extract, inject, injectDeny, type Incoming, type SwParent } from "./pro
  */
 export type TraceCtx = Pick<
   Ctx,
-  "direction" | "method" | "path" | "service" | "port" | "headers" | "clientAddress" | "source" | "route" | "cluster" | "endpoint" | "attempts"
-> & { readonly req: { readonly headers: Headers } };
+  "direction" | "method" | "path" | "service" | "port" | "clientAddress" | "source" | "route" | "cluster" | "endpoint" | "attempts"
+> & { readonly headers: HeaderCarrier; readonly req: { readonly headers: HeaderCarrier } };
 
 /** What a hop's span reads of the response. */
 export interface TraceResult {
@@ -69,7 +69,16 @@ function parentOf(incoming: Incoming | undefined): SpanRecord["parent"] {
 /** Wall-clock milliseconds with performance.now()'s resolution (what the SDK uses for its own times). */
 const nowMs = () => performance.timeOrigin + performance.now();
 
-const randomHex = (bytes: number) => crypto.getRandomValues(new Uint8Array(bytes)).toHex();
+/**
+ * A trace or span id: `bytes` random bytes as lower-case hex, never all zeros (invalid in W3C
+ * and B3). Math.random, as the OpenTelemetry SDK's RandomIdGenerator: ids must be unique, not
+ * secret, and this makes no typed array per id (a sampled request makes two).
+ */
+function randomHex(bytes: number): string {
+  let out = "";
+  for (let i = 0; i < bytes; i += 4) out += ((Math.random() * 0x100000000) >>> 0).toString(16).padStart(8, "0");
+  return out === "0".repeat(bytes * 2) ? randomHex(bytes) : out;
+}
 
 /** Called with the number of spans (or segments) an exporter had to drop. */
 export type DropCounter = (exporter: "otlp" | "skywalking", n: number) => void;
