@@ -1,12 +1,8 @@
 /**
- * Which requests the fast path (fastpath.ts) takes, and the head each sends upstream: the
- * request head parser and the two directors (consumer: a mesh service whose chain is a
- * pass-through, round-robin over its endpoints; provider: the local app). A director returns
- * undefined for anything the regular engine must judge.
- *
- * The request head parser is hand-rolled for the same reasons as the response parser
- * (upstream/h1/parser.ts: byte-exact latin1 values, no per-header callbacks); it only decides
- * and rewrites, anything unusual goes to the regular engine.
+ * Which requests the fast path (fastpath.ts) takes, and how each one's head is rewritten: the
+ * two directors (consumer: a mesh service whose chain is a pass-through, round-robin over its
+ * endpoints; provider: the local app). A director returns undefined for anything the regular
+ * engine must judge. The head itself is read and written on its bytes (fasthead.ts).
  */
 import type { ResolvedConfig } from "../config/schema.ts";
 import type { Pipeline } from "../pipeline/build.ts";
@@ -20,14 +16,32 @@ import { VIA_HEADER, viaContains } from "./handle.ts";
 import { identityCache, localPort } from "./provider.ts";
 import type { Runtime } from "./runtime.ts";
 import { startTrace, TRACE_PASS, TRACE_SAMPLE, TRACE_WRITTEN, traceVerdict, untracedLines, type FastTrace } from "./fasttrace.ts";
+import { pathOf, type HeadRewrite, type RequestHead } from "./fasthead.ts";
 
-/** Longest request head taken on the fast path (longer ones go to the regular engine). */
-export const MAX_HEAD = 16 * 1024;
-const FAST_METHODS = new Set(["GET", "HEAD", "OPTIONS", "DELETE", "POST", "PUT", "PATCH"]);
-const HOP = new Set(HOP_BY_HOP);
-/** Request headers the fast path writes itself. */
-const REWRITTEN = new Set(["host", "x-forwarded-for", IDENTITY_HEADER, "x-forwarded-port", VIA_HEADER]);
-const CRLF = "\r\n";
+/** Request headers not passed on: hop-by-hop ones and those the side writes itself (with the trace's when traced). */
+const CONSUMER_DROP = new Set([...HOP_BY_HOP, "host", "x-forwarded-for", IDENTITY_HEADER, "x-forwarded-port", VIA_HEADER]);
+const CONSUMER_DROP_TRACED = new Set([...CONSUMER_DROP, ...TRACE_WRITTEN]);
+/** The provider passes the identity header and X-Forwarded-Port/-Host on to the app; Via stays with the mesh. */
+const PROVIDER_DROP = new Set([...HOP_BY_HOP, "host", "x-forwarded-for", VIA_HEADER]);
+const PROVIDER_DROP_TRACED = new Set([...PROVIDER_DROP, ...TRACE_WRITTEN]);
+const NO_BYTES: Uint8Array = new Uint8Array(0);
+
+/** Per client connection: the tail last built for it (see the directors), reused while it applies. */
+export interface DirectMemo {
+  pipeline: Pipeline | null;
+  host: string;
+  port: string | undefined;
+  tail: Uint8Array;
+}
+export const newMemo = (): DirectMemo => ({ pipeline: null, host: "", port: undefined, tail: NO_BYTES });
+
+/** "host: <address>\r\n" per endpoint. */
+const hostLines = new WeakMap<Endpoint, Uint8Array>();
+function hostLine(e: Endpoint): Uint8Array {
+  let b = hostLines.get(e);
+  if (!b) hostLines.set(e, (b = Buffer.from(`host: ${e.address}\r\n`, "latin1")));
+  return b;
+}
 
 // ---------------------------------------------------------------- which services are fast
 
@@ -83,84 +97,6 @@ function fastService(pipeline: Pipeline, clusters: ClusterManager, name: string)
   if (plan.services.size >= 4096) plan.services.clear(); // names as clients spell them: bounded
   plan.services.set(name, s);
   return s;
-}
-
-// ---------------------------------------------------------------- the request head
-
-export interface RequestHead {
-  method: string;
-  path: string;
-  host: string;
-  /** Lower-case names and values, [name, value, ...], in arrival order. */
-  headers: string[];
-  /** Content-Length of the body (0: none). */
-  bodyLength: number;
-}
-
-/** True when the bytes so far can start a request line ("GET ", "PATCH ", ...). */
-export function startsWithMethod(buf: Uint8Array): boolean {
-  for (let i = 0; i < buf.length && i < 8; i++) {
-    const b = buf[i]!;
-    if (b === 32) return i > 0;
-    if (b < 65 || b > 90) return false;
-  }
-  return buf.length < 8;
-}
-
-/** The head if the request can take the fast path as far as its own bytes go, else undefined. */
-export function parseHead(buf: Buffer, start: number, end: number): RequestHead | undefined {
-  const text = buf.toString("latin1", start, end);
-  const eol = text.indexOf(CRLF);
-  const sp1 = text.indexOf(" ");
-  const sp2 = text.lastIndexOf(" ", eol);
-  if (sp1 <= 0 || sp2 <= sp1 || eol - sp2 !== 9 || !text.startsWith("HTTP/1.1", sp2 + 1)) return undefined;
-  const method = text.slice(0, sp1);
-  if (!FAST_METHODS.has(method)) return undefined;
-  let target = text.slice(sp1 + 1, sp2);
-  let authority: string | undefined;
-  if (target.startsWith("http://")) {
-    const slash = target.indexOf("/", 7);
-    authority = target.slice(7, slash < 0 ? undefined : slash);
-    target = slash < 0 ? "/" : target.slice(slash);
-  } else if (target[0] !== "/") return undefined;
-  for (let i = 0; i < target.length; i++) {
-    const ch = target.charCodeAt(i);
-    if (ch <= 32 || ch >= 127) return undefined; // let the regular engine judge odd targets
-  }
-  const headers: string[] = [];
-  let host: string | undefined;
-  let bodyLength = -1;
-  let pos = eol + 2;
-  const stop = text.length - 2;
-  while (pos < stop) {
-    const nl = text.indexOf(CRLF, pos);
-    const colon = text.indexOf(":", pos);
-    if (colon <= pos || colon > nl) return undefined;
-    const name = text.slice(pos, colon).toLowerCase();
-    const value = text.slice(colon + 1, nl).trim();
-    pos = nl + 2;
-    switch (name) {
-      case "host":
-        if (host !== undefined) return undefined;
-        host = value;
-        continue;
-      case "content-length":
-        if (bodyLength >= 0 || !/^\d{1,15}$/.test(value)) return undefined; // repeated or odd: the regular engine judges
-        bodyLength = Number(value);
-        break;
-      case "transfer-encoding":
-      case "upgrade":
-      case "expect":
-        return undefined;
-      case "connection":
-        if (value.toLowerCase() !== "keep-alive") return undefined;
-        continue;
-    }
-    if (name.length === 0 || name.includes(" ") || name.includes("\t")) return undefined;
-    headers.push(name, value);
-  }
-  if (!host || (authority !== undefined && authority.toLowerCase() !== host.toLowerCase())) return undefined;
-  return { method, path: target, host, headers, bodyLength: Math.max(0, bodyLength) };
 }
 
 // ---------------------------------------------------------------- the two sides
@@ -221,7 +157,12 @@ export function consumerDirector(rt: Runtime, clusters: ClusterManager): Directo
     return d;
   }
 
-  return (head, peer) => {
+  /** The lines after the request's own when it carries none of those they depend on. */
+  function plainTail(pipeline: Pipeline, peer: string, host: string, port: string | undefined): string {
+    return `${forwardedLines("", peer, false, false, host)}accept-encoding: identity\r\n${VIA_HEADER}: ${mark}\r\n${IDENTITY_HEADER}: ${pipeline.identity}\r\n${port ? `x-forwarded-port: ${port}\r\n` : ""}`;
+  }
+
+  return (head, peer, memo) => {
     const pipeline = rt.pipeline;
     if (head.bodyLength > pipeline.config.maxRequestBodySize) return undefined; // the regular engine answers 413
     const d = destination(pipeline, head.host);
@@ -234,45 +175,51 @@ export function consumerDirector(rt: Runtime, clusters: ClusterManager): Directo
     if (!endpoint) return undefined; // the regular path answers 503 with the JSON error
     const tracing = pipeline.config.tracing;
     const verdict = tracing ? traceVerdict(head.headers, tracing.sampler) : TRACE_PASS;
-    // Traced: the tracer rewrites the trace headers (written after the loop).
+    // Traced: the tracer rewrites the trace headers (written after the request's lines).
     const traced = (verdict & 3) >= TRACE_SAMPLE;
 
-    // The head as the regular path sends it upstream (hop-by-hop out, forwarding headers in).
+    // What the regular path adds or rewrites (hop-by-hop out, forwarding headers in).
     let via = "";
     let xff = "";
     let proto = false;
     let fhost = false;
     let encoding = false;
     let fport: string | undefined;
-    let out = `${head.method} ${head.path} HTTP/1.1\r\nhost: ${endpoint.address}\r\n`;
     const h = head.headers;
     for (let i = 0; i < h.length; i += 2) {
       const n = h[i]!;
-      const v = h[i + 1]!;
-      if (HOP.has(n) || (traced && TRACE_WRITTEN.has(n))) continue;
-      if (REWRITTEN.has(n)) {
-        if (n === VIA_HEADER) via = via ? `${via}, ${v}` : v;
-        else if (n === "x-forwarded-for") xff = xff ? `${xff}, ${v}` : v;
-        else if (n === "x-forwarded-port") fport = v;
-        continue;
-      }
-      if (n === "x-forwarded-proto") proto = true;
+      if (n === VIA_HEADER) via = via ? `${via}, ${h[i + 1]}` : h[i + 1]!;
+      else if (n === "x-forwarded-for") xff = xff ? `${xff}, ${h[i + 1]}` : h[i + 1]!;
+      else if (n === "x-forwarded-port") fport = h[i + 1];
+      else if (n === "x-forwarded-proto") proto = true;
       else if (n === "x-forwarded-host") fhost = true;
       else if (n === "accept-encoding") encoding = true;
-      out += `${n}: ${v}\r\n`;
     }
     if (via && viaContains(via, mark)) return undefined; // a loop: the regular path answers 508
-    out += forwardedLines(xff, peer, proto, fhost, head.host);
-    if (!encoding) out += "accept-encoding: identity\r\n";
-    out += `${VIA_HEADER}: ${via ? `${via}, ${mark}` : mark}\r\n${IDENTITY_HEADER}: ${pipeline.identity}\r\n`;
-    // The port named in the URL travels to the provider (as the regular path sets it).
-    if (port ?? fport) out += `x-forwarded-port: ${port ?? fport}\r\n`;
+    let tail = NO_BYTES;
+    let text = "";
+    if (!via && !xff && !proto && !fhost && !encoding && fport === undefined) {
+      // The common case: lines that only depend on the connection, the Host and the config.
+      if (memo.pipeline !== pipeline || memo.host !== head.host || memo.port !== port) {
+        memo.tail = Buffer.from(plainTail(pipeline, peer, head.host, port), "latin1");
+        memo.pipeline = pipeline;
+        memo.host = head.host;
+        memo.port = port;
+      }
+      tail = memo.tail;
+    } else {
+      text = forwardedLines(xff, peer, proto, fhost, head.host);
+      if (!encoding) text += "accept-encoding: identity\r\n";
+      text += `${VIA_HEADER}: ${via ? `${via}, ${mark}` : mark}\r\n${IDENTITY_HEADER}: ${pipeline.identity}\r\n`;
+      // The port named in the URL travels to the provider (as the regular path sets it).
+      if (port ?? fport) text += `x-forwarded-port: ${port ?? fport}\r\n`;
+    }
     let trace: FastTrace | null = null;
     if (traced) {
       const t = startTrace(rt, h, (verdict & 3) === TRACE_SAMPLE, {
         direction: "consumer",
         method: head.method,
-        path: head.path,
+        path: pathOf(head),
         service,
         port,
         clientAddress: peer,
@@ -282,16 +229,15 @@ export function consumerDirector(rt: Runtime, clusters: ClusterManager): Directo
         attempts: 0,
       });
       trace = t.trace;
-      out += t.lines;
-    } else if (tracing) out += untracedLines(verdict);
-    out += CRLF;
+      text += t.lines;
+    } else if (tracing) text += untracedLines(verdict);
     return {
       direction: "consumer",
       service,
       version: endpoint.tags.version ?? "",
       route: "default",
       endpoint,
-      request: out,
+      rewrite: { hostLine: hostLine(endpoint), drop: traced ? CONSUMER_DROP_TRACED : CONSUMER_DROP, tail, tailText: text },
       trace,
     };
   };
@@ -303,7 +249,7 @@ export function providerDirector(rt: Runtime): Director {
   const locals = new Map<number, Endpoint>();
   const plans = new WeakMap<Pipeline, boolean>();
   const identity = identityCache();
-  return (head, peer) => {
+  return (head, peer, memo) => {
     const pipeline = rt.pipeline;
     let ok = plans.get(pipeline);
     if (ok === undefined) {
@@ -318,20 +264,14 @@ export function providerDirector(rt: Runtime): Director {
     let fport: string | null = null;
     let fhost: string | null = null;
     let proto = false;
-    let rest = "";
     const h = head.headers;
     for (let i = 0; i < h.length; i += 2) {
       const n = h[i]!;
-      const v = h[i + 1]!;
-      if (HOP.has(n) || n === "host" || (traced && TRACE_WRITTEN.has(n))) continue;
-      if (n === VIA_HEADER) via = via ? `${via}, ${v}` : v; // not passed on: the app's calls are new requests
-      else if (n === "x-forwarded-for") xff = xff ? `${xff}, ${v}` : v;
-      else {
-        if (n === "x-forwarded-port") fport = v;
-        else if (n === "x-forwarded-host") fhost = v;
-        else if (n === "x-forwarded-proto") proto = true;
-        rest += `${n}: ${v}\r\n`;
-      }
+      if (n === VIA_HEADER) via = via ? `${via}, ${h[i + 1]}` : h[i + 1]!; // not passed on: the app's calls are new requests
+      else if (n === "x-forwarded-for") xff = xff ? `${xff}, ${h[i + 1]}` : h[i + 1]!;
+      else if (n === "x-forwarded-port") fport = h[i + 1]!;
+      else if (n === "x-forwarded-host") fhost = h[i + 1]!;
+      else if (n === "x-forwarded-proto") proto = true;
     }
     if (via && viaContains(via, mark)) return undefined; // a loop: the regular path answers 508
     const config = pipeline.config;
@@ -340,12 +280,23 @@ export function providerDirector(rt: Runtime): Director {
     let endpoint = locals.get(port);
     if (!endpoint) locals.set(port, (endpoint = makeEndpoint(`127.0.0.1:${port}`, { origin: "local" })));
     let trace: FastTrace | null = null;
-    let lines = "";
+    let text = "";
+    let tail = NO_BYTES;
+    if (proto && fhost !== null) {
+      // From a consumer sidecar (it sets both, and X-Forwarded-For): one line, kept for the
+      // connection while the incoming X-Forwarded-For is the same (memo.host holds it here).
+      if (memo.pipeline !== pipeline || memo.host !== xff) {
+        memo.tail = Buffer.from(forwardedLines(xff, peer, true, true, ""), "latin1");
+        memo.pipeline = pipeline;
+        memo.host = xff;
+      }
+      tail = memo.tail;
+    } else text = forwardedLines(xff, peer, proto, fhost !== null, head.host);
     if (traced) {
       const t = startTrace(rt, h, (verdict & 3) === TRACE_SAMPLE, {
         direction: "provider",
         method: head.method,
-        path: head.path,
+        path: pathOf(head),
         service: config.service.name,
         port: undefined,
         clientAddress: peer,
@@ -356,9 +307,8 @@ export function providerDirector(rt: Runtime): Director {
         attempts: 0,
       });
       trace = t.trace;
-      lines = t.lines;
-    } else if (tracing) lines = untracedLines(verdict);
-    const out = `${head.method} ${head.path} HTTP/1.1\r\nhost: ${endpoint.address}\r\n${rest}${forwardedLines(xff, peer, proto, fhost !== null, head.host)}${lines}\r\n`;
+      text += t.lines;
+    } else if (tracing) text += untracedLines(verdict);
     return {
       direction: "provider",
       service: config.service.name,
@@ -366,7 +316,7 @@ export function providerDirector(rt: Runtime): Director {
       route: "",
       endpoint,
       trace,
-      request: out,
+      rewrite: { hostLine: hostLine(endpoint), drop: traced ? PROVIDER_DROP_TRACED : PROVIDER_DROP, tail, tailText: text },
     };
   };
 }
@@ -380,11 +330,11 @@ export interface Target {
   version: string;
   route: string;
   endpoint: Endpoint;
-  /** The rewritten request head, one char per byte (latin1). */
-  request: string;
+  /** How the request's head is rewritten (fasthead.ts `writeHead`). */
+  rewrite: HeadRewrite;
   /** The request's span, when it is traced. */
   trace: FastTrace | null;
 }
 
 /** Decides a request's fast path: its target, or undefined for the regular engine. */
-export type Director = (head: RequestHead, peer: string) => Target | undefined;
+export type Director = (head: RequestHead, peer: string, memo: DirectMemo) => Target | undefined;

@@ -29,7 +29,8 @@ import { forwardable } from "../upstream/h1/headers.ts";
 import { findHeadEnd, headerLines, ResponseParser, type ResponseHead } from "../upstream/h1/parser.ts";
 import type { RequestSeries } from "../telemetry/metrics.ts";
 import type { Series as StatsSeries } from "../telemetry/stats.ts";
-import { MAX_HEAD, parseHead, startsWithMethod, type Director, type RequestHead, type Target } from "./fastdirect.ts";
+import { newMemo, type DirectMemo, type Director, type Target } from "./fastdirect.ts";
+import { headBound, MAX_HEAD, parseHead, startsWithMethod, writeHead, type RequestHead } from "./fasthead.ts";
 import type { Runtime } from "./runtime.ts";
 import type { Bound } from "./serve.ts";
 
@@ -100,6 +101,8 @@ interface Exchange extends Target {
 interface Client {
   socket: Socket<Client>;
   peer: string;
+  /** What the director keeps for this connection. */
+  memo: DirectMemo;
   buf: Buffer | null;
   ex: Exchange | null;
   /** Piped to the regular engine from now on. */
@@ -253,8 +256,8 @@ export function serveFastPath(
         if (buf.length > MAX_HEAD || buf.includes("\n\n") || !startsWithMethod(buf)) toPipe(c);
         return;
       }
-      const head = end <= MAX_HEAD ? parseHead(buf, 0, end) : undefined;
-      const target = head && direct(head, c.peer);
+      const head = end <= MAX_HEAD ? parseHead(buf, end) : undefined;
+      const target = head && direct(head, c.peer, c.memo);
       if (!target) return toPipe(c);
       // Built field by field (not spread from the target): one object shape for every exchange.
       const ex: Exchange = {
@@ -264,7 +267,7 @@ export function serveFastPath(
         version: target.version,
         route: target.route,
         endpoint: target.endpoint,
-        request: target.request,
+        rewrite: target.rewrite,
         trace: target.trace,
         start: performance.now(),
         upstream: null,
@@ -370,17 +373,17 @@ export function serveFastPath(
     u.client = c;
     u.received = false;
     u.parser.noBody = ex.head.method === "HEAD";
-    // The head, with the body bytes already here, in one write.
+    // The head, with the body bytes already here, in one write: written into one buffer
+    // reused by every request (the socket copies what it takes).
     const body = takeBody(c, ex);
-    const head = ex.request;
-    const n = head.length + (body ? body.byteLength : 0);
-    if (u.out.length || n > SCRATCH.length) {
-      const bytes = Buffer.from(head, "latin1");
-      return toUpstream(c, u, body ? Buffer.concat([bytes, body]) : bytes);
+    const bound = headBound(ex.head, ex.rewrite) + (body ? body.byteLength : 0);
+    const out = u.out.length || bound > SCRATCH.length ? Buffer.allocUnsafe(bound) : SCRATCH;
+    let n = writeHead(out, ex.head, ex.rewrite);
+    if (body) {
+      out.set(body, n);
+      n += body.byteLength;
     }
-    // Encoded into one buffer reused by every request (the socket copies what it takes).
-    SCRATCH.write(head, 0, "latin1");
-    if (body) SCRATCH.set(body, head.length);
+    if (out !== SCRATCH) return toUpstream(c, u, out.subarray(0, n));
     const w = u.socket!.write(SCRATCH, 0, n);
     if (w < n) {
       u.out.push(SCRATCH.slice(Math.max(0, w), n));
@@ -611,7 +614,7 @@ export function serveFastPath(
     port,
     socket: {
       open(socket) {
-        const c: Client = { socket, peer: socket.remoteAddress, buf: null, ex: null, pipe: null, pipeQueue: null, out: [], discard: 0, corking: false, corked: [], passBuf: null, passStart: 0, passEnd: 0, endAfterFlush: false, closed: false };
+        const c: Client = { socket, peer: socket.remoteAddress, memo: newMemo(), buf: null, ex: null, pipe: null, pipeQueue: null, out: [], discard: 0, corking: false, corked: [], passBuf: null, passStart: 0, passEnd: 0, endAfterFlush: false, closed: false };
         socket.data = c;
         clients.add(c);
         socket.timeout(options.idleTimeoutSeconds);

@@ -85,7 +85,7 @@ export const TRACE_WRITTEN = new Set([
   "b3", "x-ot-span-context", "sw8", "x-request-id",
 ]);
 /** Headers the tracer reads besides those. */
-const TRACE_READ = new Set([...TRACE_WRITTEN, "x-envoy-force-trace", "x-client-trace-id", "x-envoy-decorator-operation", "user-agent", "host"]);
+export const TRACE_READ = new Set([...TRACE_WRITTEN, "x-envoy-force-trace", "x-client-trace-id", "x-envoy-decorator-operation", "user-agent", "host"]);
 
 /**
  * A request's trace headers as the tracer reads and writes them (lower-case names, repeated
