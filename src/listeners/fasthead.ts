@@ -165,7 +165,11 @@ export function parseHead(buf: Buffer, end: number): RequestHead | undefined {
     let read = -1;
     const candidates = READ.get(h);
     if (candidates) {
-      const name = candidates.find((n) => n.length === colon - pos && sameLowerText(buf, pos, n));
+      let name: string | undefined;
+      for (let k = 0; k < candidates.length && name === undefined; k++) {
+        const n = candidates[k]!;
+        if (n.length === colon - pos && sameLowerText(buf, pos, n)) name = n;
+      }
       if (name !== undefined) {
         switch (name) {
           case "host":
