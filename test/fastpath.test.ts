@@ -183,6 +183,45 @@ describe("fast path", () => {
     expect(body).toEqual((await expected.json()) as typeof body);
   });
 
+  test("a kept-alive upstream connection the app closes unanswered: the request is sent again, the same head, on a fresh one", async () => {
+    // A raw app: the first request of each connection is answered (kept alive), the second one
+    // read and the connection closed without a byte, as a server whose idle timer just fired.
+    const heads: string[] = [];
+    const rawApp = Bun.listen<{ n: number; buf: string }>({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        open(s) {
+          s.data = { n: 0, buf: "" };
+        },
+        data(s, chunk) {
+          s.data.buf += chunk.toString("latin1");
+          const end = s.data.buf.indexOf("\r\n\r\n");
+          if (end < 0) return;
+          heads.push(s.data.buf.slice(0, end + 4));
+          s.data.buf = "";
+          if (++s.data.n === 1) s.write(`HTTP/1.1 200 OK\r\ncontent-length: ${String(heads.length).length}\r\n\r\n${heads.length}`);
+          else s.end();
+        },
+      },
+    });
+    const sidecar = startSidecar({ service: { name: "caller" }, listen: { fastPath: true }, services: { shop: { endpoints: [`127.0.0.1:${rawApp.port}`] } } });
+    try {
+      const first = await viaProxy(`http://${sidecar.addresses.consumer}`, "http://shop/one", { headers: { "X-Custom": "a", "user-agent": "t" } });
+      expect(await first.text()).toBe("1");
+      const second = await viaProxy(`http://${sidecar.addresses.consumer}`, "http://shop/two", { headers: { "X-Custom": "b", "user-agent": "t" } });
+      expect(second.status).toBe(200);
+      expect(await second.text()).toBe("3"); // the app's third head: the resend
+      expect(heads).toHaveLength(3);
+      expect(heads[1]).toStartWith("GET /two HTTP/1.1\r\nhost: 127.0.0.1:");
+      expect(heads[1]).toContain("\r\nx-custom: b\r\n");
+      expect(heads[2]).toBe(heads[1]!);
+    } finally {
+      await sidecar.stop();
+      rawApp.stop(true);
+    }
+  });
+
   test("a body with a Content-Length streams through the fast path, and is counted there", async () => {
     const m = startSidecar({ service: { name: "caller" }, listen: { fastPath: true }, services: { shop: { endpoints: [endpoint] } } });
     const admin = m.addresses.admin!;
