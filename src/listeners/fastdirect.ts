@@ -237,7 +237,10 @@ export function consumerDirector(rt: Runtime, clusters: ClusterManager): Directo
       version: endpoint.tags.version ?? "",
       route: "default",
       endpoint,
-      rewrite: { hostLine: hostLine(endpoint), drop: traced ? CONSUMER_DROP_TRACED : CONSUMER_DROP, tail, tailText: text },
+      hostLine: hostLine(endpoint),
+      drop: traced ? CONSUMER_DROP_TRACED : CONSUMER_DROP,
+      tail,
+      tailText: text,
       trace,
     };
   };
@@ -316,13 +319,16 @@ export function providerDirector(rt: Runtime): Director {
       route: "",
       endpoint,
       trace,
-      rewrite: { hostLine: hostLine(endpoint), drop: traced ? PROVIDER_DROP_TRACED : PROVIDER_DROP, tail, tailText: text },
+      hostLine: hostLine(endpoint),
+      drop: traced ? PROVIDER_DROP_TRACED : PROVIDER_DROP,
+      tail,
+      tailText: text,
     };
   };
 }
 
-/** Where a fast request goes and what is sent there; from a Director. */
-export interface Target {
+/** Where a fast request goes and what is sent there (its head's rewrite: fasthead.ts `writeHead`); from a Director. */
+export interface Target extends HeadRewrite {
   direction: "consumer" | "provider";
   /** The service label of the metrics (the destination, or this sidecar's own on the provider side). */
   service: string;
@@ -330,8 +336,6 @@ export interface Target {
   version: string;
   route: string;
   endpoint: Endpoint;
-  /** How the request's head is rewritten (fasthead.ts `writeHead`). */
-  rewrite: HeadRewrite;
   /** The request's span, when it is traced. */
   trace: FastTrace | null;
 }

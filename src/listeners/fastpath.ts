@@ -267,7 +267,10 @@ export function serveFastPath(
         version: target.version,
         route: target.route,
         endpoint: target.endpoint,
-        rewrite: target.rewrite,
+        hostLine: target.hostLine,
+        drop: target.drop,
+        tail: target.tail,
+        tailText: target.tailText,
         trace: target.trace,
         start: performance.now(),
         upstream: null,
@@ -376,9 +379,9 @@ export function serveFastPath(
     // The head, with the body bytes already here, in one write: written into one buffer
     // reused by every request (the socket copies what it takes).
     const body = takeBody(c, ex);
-    const bound = headBound(ex.head, ex.rewrite) + (body ? body.byteLength : 0);
+    const bound = headBound(ex.head, ex) + (body ? body.byteLength : 0);
     const out = u.out.length || bound > SCRATCH.length ? Buffer.allocUnsafe(bound) : SCRATCH;
-    let n = writeHead(out, ex.head, ex.rewrite);
+    let n = writeHead(out, ex.head, ex);
     if (body) {
       out.set(body, n);
       n += body.byteLength;

@@ -96,6 +96,19 @@ export class ResponseParser {
    * read on its bytes, without a string, and leaves `statusText` empty too.
    */
   lean = false;
+  /** The head the lean byte parse fills (its other fields never change). */
+  readonly #lean: ResponseHead = {
+    status: 0,
+    statusText: "",
+    headers: [],
+    hopByHop: false,
+    keepAlive: true,
+    source: new Uint8Array(0),
+    start: 0,
+    end: 0,
+    framing: "none",
+    contentLength: 0,
+  };
 
   constructor(private readonly sink: ParserSink) {}
 
@@ -256,8 +269,15 @@ export class ResponseParser {
       pos = nl + 2;
     }
     if (contentLength < 0) return -1;
-    const framing = this.#framing(status, false, contentLength);
-    this.#start({ status, statusText: "", headers: [], hopByHop: false, source: buf, start, end, keepAlive: true, framing, contentLength });
+    // One head object per parser in lean mode, filled anew (a sink reads it during onHead only).
+    const head = this.#lean;
+    head.status = status;
+    head.source = buf;
+    head.start = start;
+    head.end = end;
+    head.framing = this.#framing(status, false, contentLength);
+    head.contentLength = contentLength;
+    this.#start(head);
     return end;
   }
 
