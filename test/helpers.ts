@@ -2,7 +2,7 @@
  * Shared pieces of the end-to-end tests: real apps, real sidecars, real clients, all on
  * 127.0.0.1 with ports from the OS. Nothing here sleeps and hopes: readiness is waited for.
  */
-import type { Server, Subprocess } from "bun";
+import type { Server, Socket, Subprocess, TCPSocketListener } from "bun";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -187,4 +187,33 @@ export function closedPort(): number {
   const port = l.port;
   l.stop(true);
   return port;
+}
+
+/**
+ * A raw TCP server speaking just enough HTTP/1.1 to inject faults: `onRequest(socket, n, head)`
+ * is called per request head received (`n` counts per connection; the head without its blank
+ * line; bodies are not read).
+ */
+export function rawHttpServer(onRequest: (s: Socket<{ n: number; buf: string }>, n: number, head: string) => void, onClose?: () => void): TCPSocketListener<{ n: number; buf: string }> {
+  return Bun.listen<{ n: number; buf: string }>({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      open(s) {
+        s.data = { n: 0, buf: "" };
+      },
+      data(s, chunk) {
+        s.data.buf += chunk.toString("latin1");
+        let end: number;
+        while ((end = s.data.buf.indexOf("\r\n\r\n")) >= 0) {
+          const head = s.data.buf.slice(0, end);
+          s.data.buf = s.data.buf.slice(end + 4);
+          onRequest(s, ++s.data.n, head);
+        }
+      },
+      close() {
+        onClose?.();
+      },
+    },
+  });
 }

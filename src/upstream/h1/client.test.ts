@@ -1,8 +1,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import type { Socket, TCPSocketListener } from "bun";
+import type { Socket } from "bun";
 import { gzipSync } from "node:zlib";
 import { MeshError } from "../../pipeline/errors.ts";
 import { h1Request, Pool } from "./client.ts";
+import { rawHttpServer } from "../../../test/helpers.ts";
 
 const cleanup: (() => void)[] = [];
 afterAll(() => cleanup.forEach((f) => f()));
@@ -13,29 +14,9 @@ function app(fetch: (req: Request) => Response | Promise<Response>) {
   return new Pool(`127.0.0.1:${s.port}`, "127.0.0.1", s.port!);
 }
 
-/** A raw TCP server for faults: `onRequest(socket, n)` is called per request head received (n counts per connection). */
+/** A raw TCP server for faults (test/helpers.ts `rawHttpServer`), as a pool. */
 function rawServer(onRequest: (s: Socket<{ n: number; buf: string }>, n: number, head: string) => void, onClose?: () => void) {
-  const l: TCPSocketListener<{ n: number; buf: string }> = Bun.listen({
-    hostname: "127.0.0.1",
-    port: 0,
-    socket: {
-      open(s) {
-        s.data = { n: 0, buf: "" };
-      },
-      data(s, chunk) {
-        s.data.buf += chunk.toString("latin1");
-        let end: number;
-        while ((end = s.data.buf.indexOf("\r\n\r\n")) >= 0) {
-          const head = s.data.buf.slice(0, end);
-          s.data.buf = s.data.buf.slice(end + 4);
-          onRequest(s, ++s.data.n, head);
-        }
-      },
-      close() {
-        onClose?.();
-      },
-    },
-  });
+  const l = rawHttpServer(onRequest, onClose);
   cleanup.push(() => l.stop(true));
   return new Pool(`127.0.0.1:${l.port}`, "127.0.0.1", l.port);
 }
