@@ -17,9 +17,9 @@
  * default consumer chain, no handler overridden by name, no route rules, no rate limit, fault,
  * circuit breaker, timeout, retry or outlier detection for it, round-robin balancing, no
  * upstream TLS, the access log off; on the provider side, the default provider chain without
- * a rate limit or access log, and a local port known for it (fastdirect.ts decides; with
- * tracing on, the trace decision and the span are made here too: fasttrace.ts). Once a
- * connection has been piped it stays piped.
+ * a rate limit or access log, and a local port known for it (fastdirect.ts decides; the head
+ * is read and rewritten on its bytes: fasthead.ts; with tracing on, the trace decision and the
+ * span are made here too: fasttrace.ts). Once a connection has been piped it stays piped.
  */
 import type { Socket, TCPSocketListener } from "bun";
 import type { Pipeline } from "../pipeline/build.ts";
