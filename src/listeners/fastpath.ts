@@ -57,6 +57,29 @@ function push(socket: { write(data: Uint8Array): number }, queue: Uint8Array[], 
   return false;
 }
 
+/**
+ * As `push`, for the first `n` bytes of a buffer that is reused once this returns (the request
+ * head's): what has to wait is copied, never queued as a view of it.
+ */
+export function pushReused(
+  socket: { write(data: Uint8Array, byteOffset?: number, byteLength?: number): number },
+  queue: Uint8Array[],
+  buf: Uint8Array,
+  n: number,
+): boolean {
+  if (queue.length) {
+    queue.push(copyOf(buf, 0, n));
+    return false;
+  }
+  const w = socket.write(buf, 0, n);
+  if (w >= n) return true;
+  queue.push(copyOf(buf, Math.max(0, w), n));
+  return false;
+}
+
+/** A copy of buf[from, to): Uint8Array's slice (a Buffer's own slice is a view). */
+const copyOf = (buf: Uint8Array, from: number, to: number): Uint8Array => Uint8Array.prototype.slice.call(buf, from, to);
+
 /** Writes queued bytes until the socket is full; true when the queue is empty. */
 function flush(socket: { write(data: Uint8Array): number }, queue: Uint8Array[]): boolean {
   while (queue.length) {
@@ -380,18 +403,13 @@ export function serveFastPath(
     // reused by every request (the socket copies what it takes).
     const body = takeBody(c, ex);
     const bound = headBound(ex.head, ex) + (body ? body.byteLength : 0);
-    const out = u.out.length || bound > SCRATCH.length ? Buffer.allocUnsafe(bound) : SCRATCH;
+    const out = bound > SCRATCH.length ? Buffer.allocUnsafe(bound) : SCRATCH;
     let n = writeHead(out, ex.head, ex);
     if (body) {
       out.set(body, n);
       n += body.byteLength;
     }
-    if (out !== SCRATCH) return toUpstream(c, u, out.subarray(0, n));
-    const w = u.socket!.write(SCRATCH, 0, n);
-    if (w < n) {
-      u.out.push(SCRATCH.slice(Math.max(0, w), n));
-      c.socket.pause();
-    }
+    if (!pushReused(u.socket!, u.out, out, n)) c.socket.pause();
   }
 
   /** Body bytes of the exchange from what the client sent so far (the rest stays buffered). */
