@@ -26,14 +26,29 @@ const PROVIDER_DROP = new Set([...HOP_BY_HOP, "host", "x-forwarded-for", VIA_HEA
 const PROVIDER_DROP_TRACED = new Set([...PROVIDER_DROP, ...TRACE_WRITTEN]);
 const NO_BYTES: Uint8Array = new Uint8Array(0);
 
-/** Per client connection: the tail last built for it (see the directors), reused while it applies. */
+/**
+ * Per client connection: the tail last built for it, reused while the config and `key` (what
+ * it was built from besides the connection: the Host on the consumer side, the incoming
+ * X-Forwarded-For on the provider side) are the same.
+ */
 export interface DirectMemo {
   pipeline: Pipeline | null;
-  host: string;
-  port: string | undefined;
+  key: string;
   tail: Uint8Array;
 }
-export const newMemo = (): DirectMemo => ({ pipeline: null, host: "", port: undefined, tail: NO_BYTES });
+export const newMemo = (): DirectMemo => ({ pipeline: null, key: "", tail: NO_BYTES });
+
+/** The connection's tail built for this config and `key`, or null. */
+function memoTail(memo: DirectMemo, pipeline: Pipeline, key: string): Uint8Array | null {
+  return memo.pipeline === pipeline && memo.key === key ? memo.tail : null;
+}
+
+/** Keeps `text` as the connection's tail for this config and `key`. */
+function remember(memo: DirectMemo, pipeline: Pipeline, key: string, text: string): Uint8Array {
+  memo.pipeline = pipeline;
+  memo.key = key;
+  return (memo.tail = Buffer.from(text, "latin1"));
+}
 
 /** "host: <address>\r\n" per endpoint. */
 const hostLines = new WeakMap<Endpoint, Uint8Array>();
@@ -110,6 +125,17 @@ function valuesOf(list: string[], name: string): string {
 
 const DEFAULT_ROUTE = Object.freeze({ name: "default" });
 
+/** What a request carries of the headers the consumer rewrites or completes. */
+interface Forwarding {
+  via: string;
+  xff: string;
+  proto: boolean;
+  fhost: boolean;
+  encoding: boolean;
+  fport: string | undefined;
+}
+const NO_FORWARDING: Forwarding = Object.freeze({ via: "", xff: "", proto: false, fhost: false, encoding: false, fport: undefined });
+
 /** X-Forwarded-For appended, -Proto and -Host set when absent: setForwarded (upstream/http.ts) as head lines. */
 function forwardedLines(xff: string, peer: string, hasProto: boolean, hasHost: boolean, host: string): string {
   let out = `x-forwarded-for: ${xff ? `${xff}, ${peer}` : peer}\r\n`;
@@ -157,9 +183,14 @@ export function consumerDirector(rt: Runtime, clusters: ClusterManager): Directo
     return d;
   }
 
-  /** The lines after the request's own when it carries none of those they depend on. */
-  function plainTail(pipeline: Pipeline, peer: string, host: string, port: string | undefined): string {
-    return `${forwardedLines("", peer, false, false, host)}accept-encoding: identity\r\n${VIA_HEADER}: ${mark}\r\n${IDENTITY_HEADER}: ${pipeline.identity}\r\n${port ? `x-forwarded-port: ${port}\r\n` : ""}`;
+  /** The lines the consumer adds after the request's own (forwarding, via, identity). */
+  function addedLines(pipeline: Pipeline, peer: string, host: string, port: string | undefined, f: Forwarding): string {
+    let text = forwardedLines(f.xff, peer, f.proto, f.fhost, host);
+    if (!f.encoding) text += "accept-encoding: identity\r\n";
+    text += `${VIA_HEADER}: ${f.via ? `${f.via}, ${mark}` : mark}\r\n${IDENTITY_HEADER}: ${pipeline.identity}\r\n`;
+    // The port named in the URL travels to the provider (as the regular path sets it).
+    if (port ?? f.fport) text += `x-forwarded-port: ${port ?? f.fport}\r\n`;
+    return text;
   }
 
   return (head, peer, memo) => {
@@ -199,21 +230,9 @@ export function consumerDirector(rt: Runtime, clusters: ClusterManager): Directo
     let tail = NO_BYTES;
     let text = "";
     if (!via && !xff && !proto && !fhost && !encoding && fport === undefined) {
-      // The common case: lines that only depend on the connection, the Host and the config.
-      if (memo.pipeline !== pipeline || memo.host !== head.host || memo.port !== port) {
-        memo.tail = Buffer.from(plainTail(pipeline, peer, head.host, port), "latin1");
-        memo.pipeline = pipeline;
-        memo.host = head.host;
-        memo.port = port;
-      }
-      tail = memo.tail;
-    } else {
-      text = forwardedLines(xff, peer, proto, fhost, head.host);
-      if (!encoding) text += "accept-encoding: identity\r\n";
-      text += `${VIA_HEADER}: ${via ? `${via}, ${mark}` : mark}\r\n${IDENTITY_HEADER}: ${pipeline.identity}\r\n`;
-      // The port named in the URL travels to the provider (as the regular path sets it).
-      if (port ?? fport) text += `x-forwarded-port: ${port ?? fport}\r\n`;
-    }
+      // The common case: lines that only depend on the connection and the Host (its port too).
+      tail = memoTail(memo, pipeline, head.host) ?? remember(memo, pipeline, head.host, addedLines(pipeline, peer, head.host, port, NO_FORWARDING));
+    } else text = addedLines(pipeline, peer, head.host, port, { via, xff, proto, fhost, encoding, fport });
     let trace: FastTrace | null = null;
     if (traced) {
       const t = startTrace(rt, h, (verdict & 3) === TRACE_SAMPLE, {
@@ -287,13 +306,8 @@ export function providerDirector(rt: Runtime): Director {
     let tail = NO_BYTES;
     if (proto && fhost !== null) {
       // From a consumer sidecar (it sets both, and X-Forwarded-For): one line, kept for the
-      // connection while the incoming X-Forwarded-For is the same (memo.host holds it here).
-      if (memo.pipeline !== pipeline || memo.host !== xff) {
-        memo.tail = Buffer.from(forwardedLines(xff, peer, true, true, ""), "latin1");
-        memo.pipeline = pipeline;
-        memo.host = xff;
-      }
-      tail = memo.tail;
+      // connection while the incoming X-Forwarded-For is the same.
+      tail = memoTail(memo, pipeline, xff) ?? remember(memo, pipeline, xff, forwardedLines(xff, peer, true, true, ""));
     } else text = forwardedLines(xff, peer, proto, fhost !== null, head.host);
     if (traced) {
       const t = startTrace(rt, h, (verdict & 3) === TRACE_SAMPLE, {

@@ -52,13 +52,13 @@ export interface RequestHead {
   /** The whole request line including its CRLF, when it goes on as received (origin form); else -1. */
   lineEnd: number;
   host: string;
-  /** The headers read (Host and Content-Length aside): lower-case names and values, [name, value, ...], in arrival order. */
+  /** The headers read but Host and Connection: lower-case names and values, [name, value, ...], in arrival order. */
   headers: string[];
   /**
-   * Every header line but Host and Content-Length... in order, 5 numbers each: name start,
-   * colon, value start, value end (whitespace trimmed), and a tag: the index in `headers` of
-   * its name (-1: not read), or -(index + 3) when the line is already canonical (lower-case
-   * name, ": ", no trailing whitespace; -2 when not read): it is then copied as it came.
+   * Every header line but Host and Connection, in order, LINE numbers each: name start, colon,
+   * value start, value end (whitespace trimmed), the index in `headers` of its name (-1: not
+   * read), and 1 when the line is already canonical (lower-case name, ": ", no trailing
+   * whitespace: it is copied as it came), else 0.
    */
   lines: number[];
   /** Content-Length of the body (0: none). */
@@ -80,32 +80,25 @@ export function pathOf(head: RequestHead): string {
   return head.pathStart < 0 ? "/" : head.buf.toString("latin1", head.pathStart, head.pathEnd);
 }
 
+/** Numbers per entry of `RequestHead.lines`. */
+const LINE = 6;
 const HTTP11 = Buffer.from(" HTTP/1.1\r\n", "latin1");
 const HTTP_PREFIX = Buffer.from("http://", "latin1");
-const KEEP_ALIVE = Buffer.from("keep-alive", "latin1");
 
-/** buf[start, end) equals `word` (lower case) ignoring ASCII case. */
-function sameLower(buf: Uint8Array, start: number, end: number, word: Uint8Array): boolean {
-  if (end - start !== word.length) return false;
-  for (let i = 0; i < word.length; i++) {
-    const b = buf[start + i]!;
-    if ((b >= 65 && b <= 90 ? b + 32 : b) !== word[i]) return false;
-  }
-  return true;
-}
+/** A byte in ASCII lower case. */
+const lower = (b: number): number => (b >= 65 && b <= 90 ? b + 32 : b);
 
 /** The head if the request can take the fast path as far as its own bytes go, else undefined. */
 export function parseHead(buf: Buffer, end: number): RequestHead | undefined {
-  const start = 0;
-  // The request line: METHOD SP target SP HTTP/1.1 CRLF.
-  let sp1 = start;
-  while (sp1 < start + 8 && buf[sp1] !== 32) sp1++;
+  // The request line (from byte 0): METHOD SP target SP HTTP/1.1 CRLF.
+  let sp1 = 0;
+  while (sp1 < 8 && buf[sp1] !== 32) sp1++;
   let method: string | undefined;
   for (let m = 0; m < METHODS.length && method === undefined; m++) {
     const mb = METHOD_BYTES[m]!;
-    if (mb.length !== sp1 - start) continue;
+    if (mb.length !== sp1) continue;
     let k = 0;
-    while (k < mb.length && buf[start + k] === mb[k]) k++;
+    while (k < mb.length && buf[k] === mb[k]) k++;
     if (k === mb.length) method = METHODS[m];
   }
   if (method === undefined) return undefined;
@@ -143,15 +136,14 @@ export function parseHead(buf: Buffer, end: number): RequestHead | undefined {
     // The name: visible ASCII but ":" (a space, tab or other byte: the regular engine judges).
     let h = 0;
     let colon = pos;
-    let lower = true;
+    let lowerCase = true;
     for (;;) {
       const b = buf[colon]!;
       if (b === 58) break;
       if (b <= 32 || b >= 127) return undefined;
-      if (b >= 65 && b <= 90) {
-        lower = false;
-        h = (Math.imul(h, 31) + b + 32) | 0;
-      } else h = (Math.imul(h, 31) + b) | 0;
+      const l = lower(b);
+      if (l !== b) lowerCase = false;
+      h = (Math.imul(h, 31) + l) | 0;
       colon++;
     }
     if (colon === pos) return undefined;
@@ -161,7 +153,7 @@ export function parseHead(buf: Buffer, end: number): RequestHead | undefined {
     while (vs < eol && (buf[vs] === 32 || buf[vs] === 9)) vs++;
     let ve = eol;
     while (ve > vs && (buf[ve - 1] === 32 || buf[ve - 1] === 9)) ve--;
-    const canonical = lower && vs === colon + 2 && buf[colon + 1] === 32 && ve === eol;
+    const canonical = lowerCase && vs === colon + 2 && buf[colon + 1] === 32 && ve === eol;
     let read = -1;
     const candidates = READ.get(h);
     if (candidates) {
@@ -195,7 +187,7 @@ export function parseHead(buf: Buffer, end: number): RequestHead | undefined {
           case "expect":
             return undefined;
           case "connection":
-            if (!sameLower(buf, vs, ve, KEEP_ALIVE)) return undefined;
+            if (ve - vs !== 10 || !sameLowerText(buf, vs, "keep-alive")) return undefined;
             pos = eol + 2;
             continue;
         }
@@ -203,7 +195,7 @@ export function parseHead(buf: Buffer, end: number): RequestHead | undefined {
         headers.push(name, buf.toString("latin1", vs, ve));
       }
     }
-    lines.push(pos, colon, vs, ve, canonical ? -read - 3 : read);
+    lines.push(pos, colon, vs, ve, read, canonical ? 1 : 0);
     pos = eol + 2;
   }
   if (!host) return undefined;
@@ -224,21 +216,14 @@ export function parseHead(buf: Buffer, end: number): RequestHead | undefined {
 
 /** buf[start, start + name.length) is `name` (lower case) ignoring ASCII case. */
 function sameLowerText(buf: Uint8Array, start: number, name: string): boolean {
-  for (let i = 0; i < name.length; i++) {
-    const b = buf[start + i]!;
-    if ((b >= 65 && b <= 90 ? b + 32 : b) !== name.charCodeAt(i)) return false;
-  }
+  for (let i = 0; i < name.length; i++) if (lower(buf[start + i]!) !== name.charCodeAt(i)) return false;
   return true;
 }
 
 /** buf[a, aEnd) and buf[b, bEnd) are equal ignoring ASCII case. */
 function sameLowerBytes(buf: Uint8Array, a: number, aEnd: number, b: number, bEnd: number): boolean {
   if (aEnd - a !== bEnd - b) return false;
-  for (let i = 0; i < aEnd - a; i++) {
-    const x = buf[a + i]!;
-    const y = buf[b + i]!;
-    if ((x >= 65 && x <= 90 ? x + 32 : x) !== (y >= 65 && y <= 90 ? y + 32 : y)) return false;
-  }
+  for (let i = 0; i < aEnd - a; i++) if (lower(buf[a + i]!) !== lower(buf[b + i]!)) return false;
   return true;
 }
 
@@ -256,7 +241,7 @@ export interface HeadRewrite {
 /** Upper bound of the bytes `writeHead` writes. */
 export function headBound(head: RequestHead, r: HeadRewrite): number {
   // Each line may gain one byte (": " for ":"); the path of an absolute form is shorter than its target.
-  return head.end + head.lines.length / 5 + r.hostLine.length + r.tail.length + r.tailText.length + 32;
+  return head.end + head.lines.length / LINE + r.hostLine.length + r.tail.length + r.tailText.length + 32;
 }
 
 /**
@@ -273,7 +258,7 @@ export function writeHead(out: Buffer, head: RequestHead, r: HeadRewrite): numbe
     out[pos++] = 32;
     if (head.pathStart < 0) out[pos++] = 47;
     else pos += buf.copy(out, pos, head.pathStart, head.pathEnd);
-    for (let k = 0; k < HTTP11.length; k++) out[pos + k] = HTTP11[k]!;
+    out.set(HTTP11, pos);
     pos += HTTP11.length;
   }
   out.set(r.hostLine, pos);
@@ -284,13 +269,12 @@ export function writeHead(out: Buffer, head: RequestHead, r: HeadRewrite): numbe
   // A run of canonical lines kept in a row is copied at once.
   let runStart = -1;
   let runEnd = -1;
-  for (let i = 0; i < lines.length; i += 5) {
-    const tag = lines[i + 4]!;
-    const read = tag >= -1 ? tag : -tag - 3;
+  for (let i = 0; i < lines.length; i += LINE) {
+    const read = lines[i + 4]!;
     if (read >= 0 && drop.has(names[read]!)) continue;
     const start = lines[i]!;
     const ve = lines[i + 3]!;
-    if (tag <= -2) {
+    if (lines[i + 5] === 1) {
       if (runStart >= 0 && runEnd === start) {
         runEnd = ve + 2;
         continue;
@@ -305,10 +289,7 @@ export function writeHead(out: Buffer, head: RequestHead, r: HeadRewrite): numbe
       runStart = -1;
     }
     const colon = lines[i + 1]!;
-    for (let k = start; k < colon; k++) {
-      const b = buf[k]!;
-      out[pos++] = b >= 65 && b <= 90 ? b + 32 : b;
-    }
+    for (let k = start; k < colon; k++) out[pos++] = lower(buf[k]!);
     out[pos++] = 58;
     out[pos++] = 32;
     pos += buf.copy(out, pos, lines[i + 2]!, ve);

@@ -240,15 +240,15 @@ export function serveFastPath(
     const corked = c.corked;
     const b = c.passBuf;
     c.corking = false;
-    c.passBuf = null;
-    if (b && !corked.length) write(c, c.passStart === 0 && c.passEnd === b.length ? b : b.subarray(c.passStart, c.passEnd));
-    else {
-      if (b) corked.push(b.subarray(c.passStart, c.passEnd));
-      if (corked.length) {
-        const data = joined(corked);
-        corked.length = 0;
-        write(c, data);
-      }
+    if (b && !corked.length) {
+      c.passBuf = null;
+      return write(c, c.passStart === 0 && c.passEnd === b.length ? b : b.subarray(c.passStart, c.passEnd));
+    }
+    if (b) spill(c);
+    if (corked.length) {
+      const data = joined(corked);
+      corked.length = 0;
+      write(c, data);
     }
   }
 

@@ -81,13 +81,14 @@ export class ExportThread {
 
   /** Hands finished spans and segments to the exporter thread. */
   send(spans: SpanRecord[], segments: SegmentObject[]): void {
-    if (this.#failed || this.#closed) return this.#drop(spans, segments);
+    if (this.#failed || this.#closed) return this.#drop(spans.length, segments.length);
     this.#post({ type: "batch", spans: spans.length ? JSON.stringify(spans) : "[]", count: spans.length, segments });
   }
 
-  #drop(spans: SpanRecord[], segments: SegmentObject[]): void {
-    if (spans.length) this.dropped("otlp", spans.length);
-    if (segments.length) this.dropped("skywalking", segments.length);
+  /** Counts spans and segments that will not be exported. */
+  #drop(spans: number, segments: number): void {
+    if (spans) this.dropped("otlp", spans);
+    if (segments) this.dropped("skywalking", segments);
   }
 
   /** Resolves once what was sent so far has been exported (or dropped). Never rejects. */
@@ -123,10 +124,7 @@ export class ExportThread {
       this.#worker.postMessage(m);
     } catch (err) {
       // A record that cannot be cloned (should not happen: attributes are plain values).
-      if (m.type === "batch") {
-        if (m.count) this.dropped("otlp", m.count);
-        if (m.segments.length) this.dropped("skywalking", m.segments.length);
-      }
+      if (m.type === "batch") this.#drop(m.count, m.segments.length);
       else if (m.type !== "init") this.#settle(m.id);
       if (!this.#failed) console.error("mesher: could not hand spans to the exporter thread:", (err as Error).message);
     }
