@@ -181,12 +181,23 @@ export async function startPythonServer(dir: string): Promise<{ port: number; st
   return { port: Number(m[1]), stop: () => proc.kill() };
 }
 
-/** A port nothing listens on (bound by the OS, then closed): connections are refused. */
+/**
+ * A port nothing listens on: connections are refused. Taken below Linux's ephemeral range
+ * (32768-60999), which the OS hands out for `port: 0` and outgoing connections: a port from that
+ * range, bound and closed, could be given to another test's server in the meantime (seen: an
+ * "unreachable" endpoint answering 200). Checked free by binding it; 30000-30999 is left to the
+ * default config's ports.
+ */
 export function closedPort(): number {
-  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = l.port;
-  l.stop(true);
-  return port;
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 10000);
+    try {
+      Bun.listen({ hostname: "127.0.0.1", port, socket: { data() {} } }).stop(true);
+      return port;
+    } catch {
+      // in use: another one
+    }
+  }
 }
 
 /**
