@@ -1,5 +1,7 @@
 import { expect, test } from "bun:test";
-import { run } from "./helpers.ts";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT, run, tempDir, waitForLine } from "./helpers.ts";
 
 // The benchmark itself never runs in CI; this runs its harness in smoke mode (1 s per row)
 // to keep `bun run bench` working. It needs wrk and nginx (Debian: wrk, nginx-light).
@@ -20,3 +22,31 @@ test.skipIf(!tools)("bun run bench --smoke prints a row for each path", async ()
   expect(r.stdout).toMatch(/\| one \| \d+\.\d \|/); // peak RSS of the 1-hop mesher
   expect(r.stdout).toMatch(/\| two-provider \| \d+\.\d \|/);
 }, 30_000);
+
+test("the bench collector counts the spans a real OTLP/gRPC exporter sends it", async () => {
+  const { OTLPTraceExporter } = await import("@opentelemetry/exporter-trace-otlp-grpc");
+  const { BatchSpanProcessor, TracerProvider } = await import("@opentelemetry/sdk-trace");
+  const dir = tempDir();
+  const file = join(dir, "spans");
+  const proc = Bun.spawn(["bun", "bench/collector.ts"], { cwd: ROOT, env: { ...process.env, SPANS_FILE: file }, stdout: "pipe", stderr: "inherit" });
+  try {
+    const address = (await waitForLine(proc.stdout, /^collector (\S+)$/))[1]!;
+    const provider = new TracerProvider({
+      spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: `http://${address}` }), maxExportBatchSize: 256 })],
+    });
+    // Two instrumentation scopes: a request's spans come in several scope_spans.
+    for (let i = 0; i < 700; i++) provider.getTracer(i % 2 ? "a" : "b").startSpan(`span ${i}`, { attributes: { i } }).end();
+    await provider.forceFlush();
+    await provider.shutdown();
+    // The collector writes its count each second; wait for it to reach 700 (never more).
+    let count = 0;
+    const deadline = Date.now() + 10_000;
+    while (count < 700 && Date.now() < deadline) {
+      await Bun.sleep(50);
+      count = existsSync(file) ? Number(readFileSync(file, "utf8")) : 0;
+    }
+    expect(count).toBe(700);
+  } finally {
+    proc.kill();
+  }
+}, 20_000);

@@ -80,11 +80,16 @@ function load(): grpc.GrpcObject {
   return definition;
 }
 
-export async function startOtlpReceiver(port = 0): Promise<OtlpReceiver> {
+/** OTLP's TraceService, as grpc-js serves it. */
+export function traceServiceDefinition(): grpc.ServiceDefinition {
   const pkg = load() as unknown as {
     opentelemetry: { proto: { collector: { trace: { v1: { TraceService: grpc.ServiceClientConstructor } } } } };
   };
-  const service = pkg.opentelemetry.proto.collector.trace.v1.TraceService.service;
+  return pkg.opentelemetry.proto.collector.trace.v1.TraceService.service;
+}
+
+export async function startOtlpReceiver(port = 0): Promise<OtlpReceiver> {
+  const service = traceServiceDefinition();
   const spans: ReceivedSpan[] = [];
   const waiters = new Set<() => void>();
   const server = new grpc.Server();
