@@ -15,7 +15,7 @@ import { HOP_BY_HOP, parseHost } from "../upstream/http.ts";
 import { VIA_HEADER, viaContains } from "./handle.ts";
 import { identityCache, localPort } from "./provider.ts";
 import type { Runtime } from "./runtime.ts";
-import { startTrace, TRACE_PASS, TRACE_SAMPLE, TRACE_WRITTEN, traceVerdict, untracedLines, type FastTrace } from "./fasttrace.ts";
+import { startTrace, TRACE_PASS, TRACE_SAMPLE, TRACE_WRITTEN, traceVerdict, nextRequestSeq, TRACE_NO_REQUEST_ID, type FastTrace } from "./fasttrace.ts";
 import { pathOf, type HeadRewrite, type RequestHead } from "./fasthead.ts";
 
 /** Request headers not passed on: hop-by-hop ones and those the side writes itself (with the trace's when traced). */
@@ -249,7 +249,8 @@ export function consumerDirector(rt: Runtime, clusters: ClusterManager): Directo
       });
       trace = t.trace;
       text += t.lines;
-    } else if (tracing) text += untracedLines(verdict);
+    }
+    const untraced = tracing && !traced ? verdict : 0;
     return {
       direction: "consumer",
       service,
@@ -261,6 +262,8 @@ export function consumerDirector(rt: Runtime, clusters: ClusterManager): Directo
       tail,
       tailText: text,
       trace,
+      untraced,
+      requestSeq: untraced & TRACE_NO_REQUEST_ID ? nextRequestSeq() : 0,
     };
   };
 }
@@ -325,7 +328,8 @@ export function providerDirector(rt: Runtime): Director {
       });
       trace = t.trace;
       text += t.lines;
-    } else if (tracing) text += untracedLines(verdict);
+    }
+    const untraced = tracing && !traced ? verdict : 0;
     return {
       direction: "provider",
       service: config.service.name,
@@ -337,6 +341,8 @@ export function providerDirector(rt: Runtime): Director {
       drop: traced ? PROVIDER_DROP_TRACED : PROVIDER_DROP,
       tail,
       tailText: text,
+      untraced,
+      requestSeq: untraced & TRACE_NO_REQUEST_ID ? nextRequestSeq() : 0,
     };
   };
 }

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { headBound, parseHead, pathOf, writeHead, type HeadRewrite } from "./fasthead.ts";
+import { TRACE_DENY } from "./fasttrace.ts";
 
 const parse = (text: string) => {
   const buf = Buffer.from(text, "latin1");
@@ -14,7 +15,9 @@ function rewrite(text: string, r: Partial<HeadRewrite> = {}): string {
     hostLine: Buffer.from("host: 10.0.0.1:80\r\n"),
     drop: new Set(["host", "connection", "keep-alive", "te", "x-forwarded-for", "x-mesher-via"]),
     tail: Buffer.from("x-forwarded-for: 1.2.3.4\r\n"),
-    tailText: "x-b3-sampled: 0\r\n",
+    tailText: "",
+    untraced: TRACE_DENY,
+    requestSeq: 0,
     ...r,
   };
   const out = Buffer.alloc(headBound(head, full));
@@ -44,22 +47,22 @@ describe("fast path request head", () => {
   });
 
   test("values pass byte for byte (UTF-8 and latin1 alike), with an empty value kept", () => {
-    const out = rewrite("GET / HTTP/1.1\r\nHost: shop\r\nX-Name: café ü\r\nx-empty:\r\n\r\n", { tailText: "" });
+    const out = rewrite("GET / HTTP/1.1\r\nHost: shop\r\nX-Name: café ü\r\nx-empty:\r\n\r\n", { untraced: 0 });
     expect(out).toBe("GET / HTTP/1.1\r\nhost: 10.0.0.1:80\r\nx-name: café ü\r\nx-empty: \r\nx-forwarded-for: 1.2.3.4\r\n\r\n");
     const utf8 = Buffer.from("GET / HTTP/1.1\r\nHost: shop\r\nx-name: café\r\n\r\n", "utf8");
     const head = parseHead(utf8, utf8.length)!;
     const o = Buffer.alloc(512);
-    const n = writeHead(o, head, { hostLine: new Uint8Array(0), drop: new Set(["host"]), tail: new Uint8Array(0), tailText: "" });
+    const n = writeHead(o, head, { hostLine: new Uint8Array(0), drop: new Set(["host"]), tail: new Uint8Array(0), tailText: "", untraced: 0, requestSeq: 0 });
     expect(o.subarray(0, n).toString("utf8")).toBe("GET / HTTP/1.1\r\nx-name: café\r\n\r\n");
   });
 
   test("an absolute-form target (a client behind HTTP_PROXY) goes on in origin form", () => {
-    expect(rewrite("GET http://shop:8080/x/y?q=1 HTTP/1.1\r\nHost: SHOP:8080\r\n\r\n", { tailText: "" })).toBe(
+    expect(rewrite("GET http://shop:8080/x/y?q=1 HTTP/1.1\r\nHost: SHOP:8080\r\n\r\n", { untraced: 0 })).toBe(
       "GET /x/y?q=1 HTTP/1.1\r\nhost: 10.0.0.1:80\r\nx-forwarded-for: 1.2.3.4\r\n\r\n",
     );
     const bare = parse("DELETE http://shop HTTP/1.1\r\nHost: shop\r\n\r\n")!;
     expect(pathOf(bare)).toBe("/");
-    expect(rewrite("DELETE http://shop HTTP/1.1\r\nHost: shop\r\n\r\n", { tailText: "" })).toStartWith("DELETE / HTTP/1.1\r\nhost: 10.0.0.1:80\r\n");
+    expect(rewrite("DELETE http://shop HTTP/1.1\r\nHost: shop\r\n\r\n", { untraced: 0 })).toStartWith("DELETE / HTTP/1.1\r\nhost: 10.0.0.1:80\r\n");
   });
 
   test("anything unusual is left to the regular engine", () => {

@@ -14,7 +14,7 @@
 import { IDENTITY_HEADER } from "../pipeline/build.ts";
 import { HOP_BY_HOP } from "../upstream/http.ts";
 import { VIA_HEADER } from "./handle.ts";
-import { TRACE_READ } from "./fasttrace.ts";
+import { TRACE_READ, UNTRACED_BOUND, writeUntraced } from "./fasttrace.ts";
 
 /** Longest request head taken on the fast path (longer ones go to the regular engine). */
 export const MAX_HEAD = 16 * 1024;
@@ -236,12 +236,18 @@ export interface HeadRewrite {
   /** Lines after the request's own: bytes kept for the connection, then this request's text (latin1). */
   tail: Uint8Array;
   tailText: string;
+  /**
+   * With tracing on and no span: the trace decision whose lines are added (fasttrace.ts
+   * `writeUntraced`), and the number of the x-request-id it generates; 0 for none.
+   */
+  untraced: number;
+  requestSeq: number;
 }
 
 /** Upper bound of the bytes `writeHead` writes. */
 export function headBound(head: RequestHead, r: HeadRewrite): number {
   // Each line may gain one byte (": " for ":"); the path of an absolute form is shorter than its target.
-  return head.end + head.lines.length / LINE + r.hostLine.length + r.tail.length + r.tailText.length + 32;
+  return head.end + head.lines.length / LINE + r.hostLine.length + r.tail.length + r.tailText.length + (r.untraced ? UNTRACED_BOUND : 0) + 32;
 }
 
 /**
@@ -300,6 +306,7 @@ export function writeHead(out: Buffer, head: RequestHead, r: HeadRewrite): numbe
   out.set(r.tail, pos);
   pos += r.tail.length;
   if (r.tailText) pos += out.write(r.tailText, pos, "latin1");
+  if (r.untraced) pos = writeUntraced(out, pos, r.untraced, r.requestSeq);
   out[pos++] = 13;
   out[pos++] = 10;
   return pos;

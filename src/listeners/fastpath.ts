@@ -294,6 +294,8 @@ export function serveFastPath(
         drop: target.drop,
         tail: target.tail,
         tailText: target.tailText,
+        untraced: target.untraced,
+        requestSeq: target.requestSeq,
         trace: target.trace,
         start: performance.now(),
         upstream: null,

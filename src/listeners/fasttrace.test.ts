@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { extract } from "../telemetry/tracing/propagation.ts";
-import { TRACE_DENY, TRACE_NO_REQUEST_ID, TRACE_PASS, TRACE_ASK, TRACE_SAMPLE, TraceHeaders, traceVerdict } from "./fasttrace.ts";
+import { TRACE_DENY, TRACE_NO_REQUEST_ID, TRACE_PASS, TRACE_ASK, TRACE_SAMPLE, TraceHeaders, traceVerdict, UNTRACED_BOUND, writeUntraced } from "./fasttrace.ts";
 
 const TID = "4bf92f3577b34da6a3ce929d0e0e4736";
 const SID = "00f067aa0ba902b7";
@@ -85,5 +85,33 @@ describe("traceVerdict", () => {
     const b = extract(fetch)!;
     expect(a.traceId).toBe(TID);
     expect({ ...a, traceState: a.traceState?.serialize() }).toEqual({ ...b, traceState: b.traceState?.serialize() });
+  });
+});
+
+describe("writeUntraced", () => {
+  const lines = (verdict: number, seq: number) => {
+    const out = Buffer.alloc(UNTRACED_BOUND);
+    return out.toString("latin1", 0, writeUntraced(out, 0, verdict, seq));
+  };
+  const ID = /^x-request-id: ([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})\r\n$/;
+
+  test("a new trace not sampled gets x-b3-sampled: 0, and an x-request-id when it has none", () => {
+    expect(lines(TRACE_DENY, 0)).toBe("x-b3-sampled: 0\r\n");
+    const both = lines(TRACE_DENY | TRACE_NO_REQUEST_ID, 7);
+    expect(both).toStartWith("x-b3-sampled: 0\r\nx-request-id: ");
+    expect(both.length).toBe(UNTRACED_BOUND);
+    expect(lines(TRACE_PASS, 0)).toBe("");
+  });
+
+  test("generated ids are version-4 UUIDs, one per sequence number, the same for the same number", () => {
+    const ids = new Set<string>();
+    for (const seq of [1, 2, 15, 16, 255, 2 ** 32 + 1, 2 ** 48 - 1]) {
+      const m = ID.exec(lines(TRACE_PASS | TRACE_NO_REQUEST_ID, seq));
+      expect(m).not.toBeNull();
+      expect(m![1]!.slice(-12)).toBe(seq.toString(16).padStart(12, "0"));
+      ids.add(m![1]!);
+    }
+    expect(ids.size).toBe(7);
+    expect(lines(TRACE_NO_REQUEST_ID, 16)).toBe(lines(TRACE_NO_REQUEST_ID, 16));
   });
 });

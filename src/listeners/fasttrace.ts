@@ -118,11 +118,47 @@ export class TraceHeaders implements HeaderCarrier {
   }
 }
 
-/** With tracing on and nothing to record: the head lines the decision adds. */
-export function untracedLines(verdict: number): string {
-  let out = (verdict & 3) === TRACE_DENY ? "x-b3-sampled: 0\r\n" : "";
-  if (verdict & TRACE_NO_REQUEST_ID) out += `x-request-id: ${crypto.randomUUID()}\r\n`;
-  return out;
+const DENY_LINE = Buffer.from("x-b3-sampled: 0\r\n", "latin1");
+/**
+ * The x-request-id line of requests the fast path sends without a span: a version-4 UUID drawn
+ * once per process whose last 12 hex digits are replaced by a sequence number (`nextRequestSeq`),
+ * written straight into the head. The regular path's `crypto.randomUUID()` made as a string, plus
+ * its line, cost 0.3 µs of each unsampled request's 3.5 µs of JavaScript (bench/NOTES.md); the
+ * ids stay unique (74 random bits per process, then the sequence) and a resend of the same
+ * request carries the same id.
+ */
+const ID_LINE = Buffer.from(`x-request-id: ${crypto.randomUUID()}\r\n`, "latin1");
+const HEX = Buffer.from("0123456789abcdef", "latin1");
+let requestSeq = 0;
+
+/** The sequence number of the next generated x-request-id (see `writeUntraced`). */
+export const nextRequestSeq = (): number => ++requestSeq;
+
+/** Upper bound of the bytes `writeUntraced` adds. */
+export const UNTRACED_BOUND = DENY_LINE.length + ID_LINE.length;
+
+/**
+ * With tracing on and nothing to record: writes the lines the decision `verdict` adds at `pos`
+ * (`x-b3-sampled: 0` for a new trace not sampled; an x-request-id numbered `seq` when the
+ * request has none); returns the new position.
+ */
+export function writeUntraced(out: Buffer, pos: number, verdict: number, seq: number): number {
+  if ((verdict & 3) === TRACE_DENY) {
+    out.set(DENY_LINE, pos);
+    pos += DENY_LINE.length;
+  }
+  if (verdict & TRACE_NO_REQUEST_ID) {
+    out.set(ID_LINE, pos);
+    pos += ID_LINE.length;
+    // The 12 hex digits before "\r\n": 48 bits of the sequence.
+    let at = pos - 2;
+    for (let k = 0; k < 12; k++) {
+      const d = seq % 16;
+      out[--at] = HEX[d]!;
+      seq = (seq - d) / 16;
+    }
+  }
+  return pos;
 }
 
 /**
