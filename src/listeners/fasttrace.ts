@@ -123,7 +123,7 @@ const DENY_LINE = Buffer.from("x-b3-sampled: 0\r\n", "latin1");
  * The x-request-id line of requests the fast path sends without a span: a version-4 UUID drawn
  * once per process whose last 12 hex digits are replaced by a sequence number (`nextRequestSeq`),
  * written straight into the head. The regular path's `crypto.randomUUID()` made as a string, plus
- * its line, cost 0.3 µs of each unsampled request's 3.5 µs of JavaScript (bench/NOTES.md); the
+ * its line, cost 0.3-0.5 µs of the 3.7 µs of user time an unsampled request took (bench/NOTES.md); the
  * ids stay unique (74 random bits per process, then the sequence) and a resend of the same
  * request carries the same id.
  */
