@@ -15,7 +15,7 @@ import { HOP_BY_HOP, parseHost } from "../upstream/http.ts";
 import { VIA_HEADER, viaContains } from "./handle.ts";
 import { identityCache, localPort } from "./provider.ts";
 import type { Runtime } from "./runtime.ts";
-import { startTrace, TRACE_PASS, TRACE_SAMPLE, TRACE_WRITTEN, traceVerdict, nextRequestSeq, TRACE_NO_REQUEST_ID, type FastTrace } from "./fasttrace.ts";
+import { startTrace, TRACE_PASS, TRACE_SAMPLE, TRACE_WRITTEN, traceVerdict, requestSeqFor, type FastTrace } from "./fasttrace.ts";
 import { pathOf, type HeadRewrite, type RequestHead } from "./fasthead.ts";
 
 /** Request headers not passed on: hop-by-hop ones and those the side writes itself (with the trace's when traced). */
@@ -263,7 +263,7 @@ export function consumerDirector(rt: Runtime, clusters: ClusterManager): Directo
       tailText: text,
       trace,
       untraced,
-      requestSeq: untraced & TRACE_NO_REQUEST_ID ? nextRequestSeq() : 0,
+      requestSeq: requestSeqFor(untraced),
     };
   };
 }
@@ -342,7 +342,7 @@ export function providerDirector(rt: Runtime): Director {
       tail,
       tailText: text,
       untraced,
-      requestSeq: untraced & TRACE_NO_REQUEST_ID ? nextRequestSeq() : 0,
+      requestSeq: requestSeqFor(untraced),
     };
   };
 }

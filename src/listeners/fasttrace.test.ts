@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { extract } from "../telemetry/tracing/propagation.ts";
-import { TRACE_DENY, TRACE_NO_REQUEST_ID, TRACE_PASS, TRACE_ASK, TRACE_SAMPLE, TraceHeaders, traceVerdict, UNTRACED_BOUND, writeUntraced } from "./fasttrace.ts";
+import { TRACE_DENY, TRACE_NO_REQUEST_ID, TRACE_PASS, TRACE_ASK, TRACE_SAMPLE, TraceHeaders, traceVerdict, requestSeqFor, UNTRACED_BOUND, writeUntraced } from "./fasttrace.ts";
 
 const TID = "4bf92f3577b34da6a3ce929d0e0e4736";
 const SID = "00f067aa0ba902b7";
@@ -113,5 +113,13 @@ describe("writeUntraced", () => {
     }
     expect(ids.size).toBe(7);
     expect(lines(TRACE_NO_REQUEST_ID, 16)).toBe(lines(TRACE_NO_REQUEST_ID, 16));
+  });
+
+  test("a request without an x-request-id draws the next number; one with an id draws none", () => {
+    const a = requestSeqFor(TRACE_DENY | TRACE_NO_REQUEST_ID);
+    expect(requestSeqFor(TRACE_DENY)).toBe(0);
+    expect(requestSeqFor(TRACE_PASS)).toBe(0);
+    expect(a).toBeGreaterThan(0);
+    expect(requestSeqFor(TRACE_PASS | TRACE_NO_REQUEST_ID)).toBe(a + 1);
   });
 });
