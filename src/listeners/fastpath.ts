@@ -36,6 +36,8 @@ import type { Bound } from "./serve.ts";
 
 const CRLF = "\r\n";
 const LAST_CHUNK = Buffer.from("0\r\n\r\n", "latin1");
+/** The CRLF after a chunk's data (written as is, never changed). */
+const CHUNK_END = Buffer.from(CRLF, "latin1");
 /** Where request heads are encoded before their write (see `attach`). */
 const SCRATCH = Buffer.allocUnsafe(64 * 1024);
 /** Idle upstream connections kept per endpoint, and for how long (seconds). */
@@ -460,7 +462,7 @@ export function serveFastPath(
         if (c.ex!.chunked) {
           write(c, Buffer.from(`${(end - start).toString(16)}\r\n`, "latin1"));
           pass(c, buf, start, end);
-          write(c, Buffer.from(CRLF, "latin1"));
+          write(c, CHUNK_END);
         } else pass(c, buf, start, end);
       },
       onEnd() {

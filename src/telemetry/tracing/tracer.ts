@@ -76,8 +76,13 @@ const nowMs = () => performance.timeOrigin + performance.now();
  */
 function randomHex(bytes: number): string {
   let out = "";
-  for (let i = 0; i < bytes; i += 4) out += ((Math.random() * 0x100000000) >>> 0).toString(16).padStart(8, "0");
-  return out === "0".repeat(bytes * 2) ? randomHex(bytes) : out;
+  let any = 0;
+  for (let i = 0; i < bytes; i += 4) {
+    const n = (Math.random() * 0x100000000) >>> 0;
+    any |= n;
+    out += n.toString(16).padStart(8, "0");
+  }
+  return any ? out : randomHex(bytes);
 }
 
 /** Called with the number of spans (or segments) an exporter had to drop. */
