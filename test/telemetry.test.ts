@@ -110,6 +110,52 @@ describe("sampling", () => {
   });
 });
 
+describe("OTLP over HTTP (protocol: http/protobuf)", () => {
+  test("both hops' spans reach a collector's POST /v1/traces, one trace; a path in the endpoint is used as given", async () => {
+    const otlp = await startOtlpReceiver({ protocol: "http/protobuf" });
+    const app = startEchoApp();
+    const mesh = twoSidecars(app.port!, {
+      a: { tracing: { sampler: 1, flushInterval: 50, otlp: { endpoint: otlp.url, protocol: "http/protobuf" } } },
+      b: { tracing: { sampler: 1, flushInterval: 50, otlp: { endpoint: `${otlp.address}/v1/traces`, protocol: "http/protobuf" } } },
+    });
+    try {
+      const got = await echoed(mesh.proxy);
+      const spans = await otlp.waitFor((s) => s.length === 2);
+      const client = spans.find((s) => s.kind === "SPAN_KIND_CLIENT")!;
+      const server = spans.find((s) => s.kind === "SPAN_KIND_SERVER")!;
+      expect([client.service, server.service]).toEqual(["shop", "promotion"]);
+      expect(server.traceId).toBe(client.traceId);
+      expect(server.parentSpanId).toBe(client.spanId);
+      expect(got["traceparent"]).toBe(`00-${server.traceId}-${server.spanId}-01`);
+      expect(client.attributes["http.response.status_code"]).toBe(200);
+      expect(otlp.calls).toBe(2);
+    } finally {
+      await mesh.stop();
+      app.stop(true);
+      await otlp.stop();
+    }
+  });
+
+  test("a collector that answers 404 (a wrong path) costs counted spans, never requests", async () => {
+    const otlp = await startOtlpReceiver({ protocol: "http/protobuf" });
+    const app = startEchoApp();
+    const tracing = { sampler: 1, flushInterval: 50, otlp: { endpoint: `${otlp.url}/v1/spans`, protocol: "http/protobuf" as const, timeout: 1000 } };
+    const mesh = twoSidecars(app.port!, { a: { tracing } });
+    try {
+      for (let i = 0; i < 3; i++) await echoed(mesh.proxy);
+      await mesh.a.runtime.telemetry.flush();
+      const text = await metricsText(mesh.a.addresses.admin!);
+      expect(sample(text, "mesher_dropped_spans_total", { exporter: "otlp" })).toBe(3);
+      expect(sample(text, "requests_total", { service_name: "promotion" })).toBe(3);
+      expect(otlp.spans).toHaveLength(0);
+    } finally {
+      await mesh.stop();
+      app.stop(true);
+      await otlp.stop();
+    }
+  });
+});
+
 describe("collectors that are down", () => {
   test("requests succeed; undelivered spans and segments are counted", async () => {
     const app = startEchoApp();
@@ -239,6 +285,10 @@ describe("access log", () => {
     expect(problems({ otlp: { endpoint: "not a url" } })).toEqual(["tracing.otlp.endpoint"]);
     expect(problems({ skywalking: { serverUri: "oap:11800", keepAlive: "soon" } })).toEqual(["tracing.skywalking.keepAlive"]);
     expect(problems({ sampler: 0.5, otlp: { endpoint: "127.0.0.1:4317" }, skywalking: {} })).toEqual([]);
+    expect(problems({ otlp: { endpoint: "127.0.0.1:4318", protocol: "http/json" } })).toEqual(["tracing.otlp.protocol"]);
+    // A path is an OTLP/HTTP thing; on a gRPC endpoint it would be silently ignored.
+    expect(problems({ otlp: { endpoint: "http://127.0.0.1:4318/v1/traces" } })).toEqual(["tracing.otlp.endpoint"]);
+    expect(problems({ otlp: { endpoint: "http://127.0.0.1:4318/v1/traces", protocol: "http/protobuf" } })).toEqual([]);
   });
 
   test("an unknown operator is a config error naming the path", () => {

@@ -15,6 +15,37 @@ const GrpcEndpoint = v.pipe(
   v.regex(/^(?:https?:\/\/)?[A-Za-z0-9.\-[\]:]+:\d{1,5}\/?$/, 'a collector address "host:port" or "http://host:port"'),
 );
 
+/** "http(s)://host:port[/path]" or "host:port"; OTLP/HTTP may name the path (default /v1/traces). */
+const OtlpEndpoint = v.pipe(
+  v.string(),
+  v.regex(/^(?:https?:\/\/)?[A-Za-z0-9.\-[\]:]+:\d{1,5}(?:\/[^\s?#]*)?$/, 'a collector address "host:port" or "http://host:port"'),
+);
+
+/** OTLP transports, named as OpenTelemetry's OTEL_EXPORTER_OTLP_PROTOCOL names them. */
+export const OTLP_PROTOCOLS = ["grpc", "http/protobuf"] as const;
+
+const OtlpSchema = v.pipe(
+  v.strictObject({
+    endpoint: v.pipe(
+      OtlpEndpoint,
+      d('collector: "http://127.0.0.1:4317" for gRPC; "http://127.0.0.1:4318" for http/protobuf, which posts to /v1/traces unless the URL names a path'),
+    ),
+    protocol: v.optional(
+      v.pipe(
+        v.picklist(OTLP_PROTOCOLS),
+        d('"grpc" (default, @opentelemetry/exporter-trace-otlp-grpc) or "http/protobuf" (OTLP over HTTP/1.1, @opentelemetry/exporter-trace-otlp-proto: no gRPC stack loaded, ~8 MB less memory)'),
+      ),
+      "grpc",
+    ),
+    timeout: v.optional(v.pipe(Duration, d("give up one export after this (spans are dropped and counted)")), "10s"),
+  }),
+  v.forward(
+    v.check((o) => o.protocol !== "grpc" || !/:\d{1,5}\/./.test(o.endpoint), 'a gRPC collector address without a path ("host:port" or "http://host:port"); a path is for protocol "http/protobuf"'),
+    ["endpoint"],
+  ),
+  d("export spans over OTLP (gRPC or HTTP)"),
+);
+
 export const TracingSchema = v.strictObject({
   sampler: v.optional(
     v.pipe(
@@ -25,15 +56,7 @@ export const TracingSchema = v.strictObject({
     ),
     1,
   ),
-  otlp: v.optional(
-    v.pipe(
-      v.strictObject({
-        endpoint: v.pipe(GrpcEndpoint, d('OTLP/gRPC collector, e.g. "http://127.0.0.1:4317"')),
-        timeout: v.optional(v.pipe(Duration, d("give up one export after this (spans are dropped and counted)")), "10s"),
-      }),
-      d("export spans over OTLP/gRPC"),
-    ),
-  ),
+  otlp: v.optional(OtlpSchema),
   skywalking: v.optional(
     v.pipe(
       v.strictObject({

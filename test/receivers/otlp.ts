@@ -1,7 +1,9 @@
 /**
- * A real OTLP/gRPC trace receiver: a grpc-js server on the published opentelemetry-proto
- * definitions (vendored in ./proto), collecting what exporters send. Used by the tests and by
- * the tsf-demo recipe when no collector is given.
+ * A real OTLP trace receiver, on the published opentelemetry-proto definitions (vendored in
+ * ./proto), collecting what exporters send: over gRPC (a grpc-js server, as a collector's port
+ * 4317) or over HTTP (`POST /v1/traces` with a protobuf body, as a collector's port 4318,
+ * answering as the OTLP/HTTP spec says). Used by the tests and by the tsf-demo recipe when no
+ * collector is given.
  */
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
@@ -88,11 +90,25 @@ export function traceServiceDefinition(): grpc.ServiceDefinition {
   return pkg.opentelemetry.proto.collector.trace.v1.TraceService.service;
 }
 
-export async function startOtlpReceiver(port = 0): Promise<OtlpReceiver> {
+type ExportRequest = {
+  resource_spans: {
+    resource?: { attributes: KeyValue[] };
+    scope_spans: { spans: Record<string, unknown>[] }[];
+  }[];
+};
+
+export interface OtlpReceiverOptions {
+  port?: number;
+  /** "grpc" (default) or "http/protobuf". */
+  protocol?: "grpc" | "http/protobuf";
+}
+
+export async function startOtlpReceiver(portOrOptions: number | OtlpReceiverOptions = 0): Promise<OtlpReceiver> {
+  const { port = 0, protocol = "grpc" } = typeof portOrOptions === "number" ? { port: portOrOptions } : portOrOptions;
   const service = traceServiceDefinition();
   const spans: ReceivedSpan[] = [];
   const waiters = new Set<() => void>();
-  const server = new grpc.Server();
+  let stop: () => Promise<void>;
   const receiver: OtlpReceiver = {
     address: "",
     url: "",
@@ -114,40 +130,58 @@ export async function startOtlpReceiver(port = 0): Promise<OtlpReceiver> {
         check();
       });
     },
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.tryShutdown(() => resolve());
-      }),
+    stop: () => stop(),
   };
-  server.addService(service, {
-    Export(call: grpc.ServerUnaryCall<{ resource_spans: unknown[] }, unknown>, callback: grpc.sendUnaryData<unknown>) {
-      receiver.calls++;
-      for (const rs of call.request.resource_spans as {
-        resource?: { attributes: KeyValue[] };
-        scope_spans: { spans: Record<string, unknown>[] }[];
-      }[]) {
-        const resource = attrs(rs.resource?.attributes);
-        for (const ss of rs.scope_spans) {
-          for (const s of ss.spans) {
-            spans.push({
-              traceId: hex(s.trace_id as Buffer),
-              spanId: hex(s.span_id as Buffer),
-              parentSpanId: hex(s.parent_span_id as Buffer),
-              name: s.name as string,
-              traceState: (s.trace_state as string) ?? "",
-              kind: s.kind as string,
-              service: String(resource["service.name"] ?? ""),
-              resource,
-              attributes: attrs(s.attributes as KeyValue[]),
-              status: ((s.status as { code?: string } | undefined)?.code ?? "STATUS_CODE_UNSET") as string,
-              startNanos: BigInt(s.start_time_unix_nano as string),
-              endNanos: BigInt(s.end_time_unix_nano as string),
-            });
-          }
+  const collect = (request: ExportRequest) => {
+    receiver.calls++;
+    for (const rs of request.resource_spans) {
+      const resource = attrs(rs.resource?.attributes);
+      for (const ss of rs.scope_spans) {
+        for (const s of ss.spans) {
+          spans.push({
+            traceId: hex(s.trace_id as Buffer),
+            spanId: hex(s.span_id as Buffer),
+            parentSpanId: hex(s.parent_span_id as Buffer),
+            name: s.name as string,
+            traceState: (s.trace_state as string) ?? "",
+            kind: s.kind as string,
+            service: String(resource["service.name"] ?? ""),
+            resource,
+            attributes: attrs(s.attributes as KeyValue[]),
+            status: ((s.status as { code?: string } | undefined)?.code ?? "STATUS_CODE_UNSET") as string,
+            startNanos: BigInt(s.start_time_unix_nano as string),
+            endNanos: BigInt(s.end_time_unix_nano as string),
+          });
         }
       }
+    }
+    for (const w of [...waiters]) w();
+  };
+  if (protocol === "http/protobuf") {
+    const { Export } = service;
+    const server = Bun.serve({
+      hostname: "127.0.0.1",
+      port,
+      async fetch(req) {
+        if (new URL(req.url).pathname !== "/v1/traces") return new Response("not found", { status: 404 });
+        if (req.method !== "POST") return new Response("method not allowed", { status: 405 });
+        if (!/^application\/x-protobuf\b/.test(req.headers.get("content-type") ?? "")) return new Response("unsupported media type", { status: 415 });
+        let body = new Uint8Array(await req.arrayBuffer());
+        if (req.headers.get("content-encoding") === "gzip") body = Bun.gunzipSync(body);
+        collect(Export!.requestDeserialize(Buffer.from(body)) as ExportRequest);
+        return new Response(new Uint8Array(Export!.responseSerialize({})), { headers: { "content-type": "application/x-protobuf" } });
+      },
+    });
+    stop = () => server.stop(true);
+    Object.assign(receiver, { address: `127.0.0.1:${server.port}`, url: `http://127.0.0.1:${server.port}` });
+    return receiver;
+  }
+  const server = new grpc.Server();
+  stop = () => new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+  server.addService(service, {
+    Export(call: grpc.ServerUnaryCall<ExportRequest, unknown>, callback: grpc.sendUnaryData<unknown>) {
+      collect(call.request);
       callback(null, {});
-      for (const w of [...waiters]) w();
     },
   });
   const bound = await new Promise<number>((resolve, reject) =>
