@@ -1,9 +1,10 @@
 /**
  * The benchmark's trace collector: a grpc-js server for OTLP/gRPC's TraceService (the
- * published opentelemetry-proto definitions the tests' receiver loads, test/receivers/otlp.ts),
- * in its own process, so the meshers export the 1% of requests they sample to something real.
- * Prints "collector host:port"; writes the number of spans received so far to the file
- * SPANS_FILE each second.
+ * published opentelemetry-proto definitions the tests' receiver loads, test/receivers/otlp.ts)
+ * and an OTLP/HTTP one (`POST /v1/traces`, the same protobuf request), in its own process, so
+ * the meshers export the 1% of requests they sample to something real. Prints
+ * "collector host:port http=host:port" (gRPC, then HTTP); writes the number of spans received
+ * so far, by either, to the file SPANS_FILE each second.
  *
  * Unlike the tests' receiver it does not turn each span into an object: it counts the spans
  * of a request on its encoded bytes (protobufjs' Reader skips them). A collector stands for a
@@ -39,6 +40,9 @@ export function countSpans(buf: Uint8Array): number {
   return walk(buf.length, 0);
 }
 
+/** An empty ExportTraceServiceResponse (every field absent). */
+const EMPTY = new Uint8Array(0);
+
 if (import.meta.main) {
   const service = traceServiceDefinition();
   let total = 0;
@@ -53,8 +57,17 @@ if (import.meta.main) {
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
+  const http = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    async fetch(req) {
+      if (req.method !== "POST" || new URL(req.url).pathname !== "/v1/traces") return new Response("not found", { status: 404 });
+      total += countSpans(new Uint8Array(await req.arrayBuffer()));
+      return new Response(EMPTY, { headers: { "content-type": "application/x-protobuf" } });
+    },
+  });
   setInterval(() => {
     if (process.env.SPANS_FILE) writeFileSync(process.env.SPANS_FILE, String(total));
   }, 1000);
-  console.log(`collector 127.0.0.1:${port}`);
+  console.log(`collector 127.0.0.1:${port} http=127.0.0.1:${http.port}`);
 }

@@ -82,11 +82,11 @@ export async function startApp(extraPorts = 0): Promise<Proc> {
   return p;
 }
 
-/** Starts bench/collector.ts (an OTLP/gRPC receiver); it counts spans into `spansFile`. */
+/** Starts bench/collector.ts (an OTLP/gRPC and an OTLP/HTTP receiver, `extra.http`); it counts spans into `spansFile`. */
 export async function startCollector(spansFile: string): Promise<Proc> {
   const proc = spawn(["bun", join(ROOT, "bench/collector.ts")], { SPANS_FILE: spansFile }, "collector");
-  const m = await waitLine(proc, /collector (\S+)\n/);
-  const p = { name: "collector", proc, pid: proc.pid, address: m[1]!, extra: {} };
+  const m = await waitLine(proc, /collector (\S+) http=(\S+)\n/);
+  const p = { name: "collector", proc, pid: proc.pid, address: m[1]!, extra: { http: m[2]! } };
   running.push(p);
   return p;
 }

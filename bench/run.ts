@@ -24,6 +24,7 @@ const HELP = `bun run bench [-- options]
   --fixed S         seconds per fixed-rate measurement (default 5)
   --rows LIST       rows to run, comma list of direct,one,two,nginx (default) and
                     one-untraced, two-untraced (the same meshers without tracing),
+                    one-otlphttp (1 hop exporting over OTLP/HTTP instead of OTLP/gRPC),
                     one-regular, two-regular (the regular engine only: listen.fastPath false),
                     one-fetch, two-fetch (regular engine with Bun's fetch as the upstream
                     client: MESHER_UPSTREAM_CLIENT=fetch),
@@ -99,8 +100,10 @@ const sampler = Number(o.sampler);
 const spansFile = join(dir, "spans");
 const collector = sampler > 0 ? await startCollector(spansFile) : undefined;
 /** A row's mesher config with the tracing every mesher row has (sampled share `--sampler`). */
-const traced = (config: Record<string, unknown>) =>
-  collector ? { ...config, tracing: { sampler, otlp: { endpoint: `http://${collector.address}` } } } : config;
+const traced = (config: Record<string, unknown>, protocol: "grpc" | "http/protobuf" = "grpc") =>
+  collector
+    ? { ...config, tracing: { sampler, otlp: protocol === "grpc" ? { endpoint: `http://${collector.address}` } : { endpoint: `http://${collector.extra.http}`, protocol } } }
+    : config;
 const rows: Row[] = [];
 const row = (key: string, label: string, address: string, host: string, proxies: Proc[]) => {
   if (wanted.has(key)) rows.push({ key, label, address, host, proxies, closed: [], fixed: [], sockets: 0 });
@@ -110,7 +113,7 @@ row("direct", "app direct", app.address, "app", []);
 async function oneHop(
   key: string,
   label: string,
-  o: { listen?: Record<string, unknown>; endpoints?: string[]; env?: Record<string, string>; untraced?: boolean } = {},
+  o: { listen?: Record<string, unknown>; endpoints?: string[]; env?: Record<string, string>; untraced?: boolean; otlpHttp?: boolean } = {},
 ): Promise<void> {
   if (!wanted.has(key)) return;
   const config = {
@@ -118,11 +121,13 @@ async function oneHop(
     listen: { consumer: "127.0.0.1:0", admin: false, ...o.listen },
     services: { app: { endpoints: o.endpoints ?? [app.address] } },
   };
-  const m = await startMesher(key, dir, o.untraced ? config : traced(config), profArgs, o.env);
+  const m = await startMesher(key, dir, o.untraced ? config : traced(config, o.otlpHttp ? "http/protobuf" : "grpc"), profArgs, o.env);
   row(key, label, m.address, "app", [m]);
 }
 await oneHop("one", "mesher, 1 hop");
 await oneHop("one-untraced", "mesher, 1 hop, no tracing", { untraced: true });
+// Tracing exported over OTLP/HTTP (tracing.otlp.protocol "http/protobuf"): no gRPC stack loaded.
+await oneHop("one-otlphttp", "mesher, 1 hop, OTLP/HTTP", { otlpHttp: true });
 // The consumer port on Bun.serve (listen.connect: false; no HTTPS_PROXY/CONNECT) instead of node:http.
 await oneHop("one-bunserve", "mesher, 1 hop, connect: false", { listen: { connect: false, fastPath: false } });
 if (wanted.has("one-200")) {
@@ -291,7 +296,7 @@ console.log(`\nmesher bench ${new Date().toISOString()}  bun ${Bun.version}  ${n
 console.log(`proxy sockets: open sockets of the proxy process(es) halfway through the run (downstream + upstream + listeners)`);
 console.log(
   collector
-    ? `tracing: the mesher rows (but "no tracing" ones) sample ${sampler * 100}% of new traces, exported over OTLP/gRPC (bench/collector.ts received ${spansReceived()} spans)`
+    ? `tracing: the mesher rows (but "no tracing" ones) sample ${sampler * 100}% of new traces, exported over OTLP/gRPC (the OTLP/HTTP row over OTLP/HTTP; bench/collector.ts received ${spansReceived()} spans)`
     : "tracing: off (--sampler 0)",
 );
 console.log(`closed loop: wrk -t${o.threads} -c${o.connections} ${o.path}, ${duration} s x ${rounds} interleaved rounds (median), after ${warmup} s warm-up\n`);
