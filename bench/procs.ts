@@ -124,9 +124,13 @@ async function waitConnect(address: string, ms = 10000): Promise<void> {
   }
 }
 
-/** nginx (one worker, no master, upstream keep-alive) in the foreground, unprivileged paths. */
-export async function startNginx(dir: string, upstream: string): Promise<Proc> {
-  const ndir = join(dir, "nginx");
+/**
+ * nginx (one worker, no master, in the foreground, unprivileged paths), proxying to `upstreams` (round robin) with keep-alive. Its idle cache
+ * holds 64 connections, or two per server when there are more (the cache is per worker, shared
+ * by all servers: a smaller one would close connections round robin needs next).
+ */
+export async function startNginx(dir: string, upstreams: string[], name = "nginx"): Promise<Proc> {
+  const ndir = join(dir, name);
   mkdirSync(ndir, { recursive: true });
   const port = await freePort();
   const conf = `daemon off;
@@ -142,7 +146,7 @@ http {
   fastcgi_temp_path ${ndir}/fastcgi;
   uwsgi_temp_path ${ndir}/uwsgi;
   scgi_temp_path ${ndir}/scgi;
-  upstream app { server ${upstream}; keepalive 64; }
+  upstream app { ${upstreams.map((u) => `server ${u}; `).join("")}keepalive ${Math.max(64, 2 * upstreams.length)}; }
   server {
     listen 127.0.0.1:${port};
     location / {
@@ -155,8 +159,8 @@ http {
 `;
   writeFileSync(join(ndir, "nginx.conf"), conf);
   const nginxBin = Bun.which("nginx", { PATH: `${process.env.PATH}:/usr/sbin` }) ?? "/usr/sbin/nginx";
-  const proc = spawn([nginxBin, "-p", ndir, "-e", join(ndir, "error.log"), "-c", join(ndir, "nginx.conf")], {}, "nginx");
-  const p: Proc = { name: "nginx", proc, pid: proc.pid, address: `127.0.0.1:${port}`, extra: {} };
+  const proc = spawn([nginxBin, "-p", ndir, "-e", join(ndir, "error.log"), "-c", join(ndir, "nginx.conf")], {}, name);
+  const p: Proc = { name, proc, pid: proc.pid, address: `127.0.0.1:${port}`, extra: {} };
   running.push(p);
   try {
     await waitConnect(p.address);

@@ -29,6 +29,7 @@ const HELP = `bun run bench [-- options]
                     one-fetch, two-fetch (regular engine with Bun's fetch as the upstream
                     client: MESHER_UPSTREAM_CLIENT=fetch),
                     one-200 (one hop to a service of 200 endpoints, all served by the app),
+                    nginx-200 (nginx with the same 200 upstream servers, round robin),
                     one-bunserve (regular engine on Bun.serve: listen.connect false)
   --sampler X       tracing.sampler of every mesher row (default 0.01: the issue's "tracing
                     sampled at 1%"), spans exported over OTLP/gRPC to bench/collector.ts;
@@ -95,7 +96,7 @@ process.on("SIGINT", () => process.exit(130));
 
 setStderrDir(dir);
 const profArgs = o["cpu-prof"] ? ["--cpu-prof", "--cpu-prof-dir", join(ROOT, "bench/profiles")] : [];
-const app = await startApp(wanted.has("one-200") ? 199 : 0);
+const app = await startApp(wanted.has("one-200") || wanted.has("nginx-200") ? 199 : 0);
 const sampler = Number(o.sampler);
 const spansFile = join(dir, "spans");
 const collector = sampler > 0 ? await startCollector(spansFile) : undefined;
@@ -161,8 +162,14 @@ for (const key of ["two", "two-untraced", "two-regular", "two-fetch"] as const) 
   row(key, label, consumer.address, "app", [consumer, provider]);
 }
 if (wanted.has("nginx")) {
-  const nginx = await startNginx(dir, app.address);
+  const nginx = await startNginx(dir, [app.address]);
   row("nginx", "nginx", nginx.address, "app", [nginx]);
+}
+// nginx with the same 200 upstream servers as one-200 (like for like), round robin.
+if (wanted.has("nginx-200")) {
+  const servers = app.extra.ports!.split(" ").map((p) => `127.0.0.1:${p}`);
+  const nginx = await startNginx(dir, servers, "nginx-200");
+  row("nginx-200", `nginx, ${servers.length} upstream servers`, nginx.address, "app", [nginx]);
 }
 
 const cpuOf = (ps: Proc[]) => {
@@ -202,7 +209,7 @@ if (o.soak) {
 const rssAtRate = new Map<number, number>();
 if (rate > 0) {
   for (const r of rows) {
-    if (r.key === "nginx" || !r.proxies.length) continue;
+    if (r.key.startsWith("nginx") || !r.proxies.length) continue;
     log(`memory at ${rate} req/s ${r.label}...\n`);
     await loadgen(r, fixed);
     for (const p of r.proxies) rssAtRate.set(p.pid, peakRssMB(p.pid));
@@ -348,7 +355,7 @@ if (rate > 0) {
     ),
   );
 }
-const meshers = rows.flatMap((r) => (r.key === "nginx" ? [] : r.proxies));
+const meshers = rows.flatMap((r) => (r.key.startsWith("nginx") ? [] : r.proxies));
 if (meshers.length) {
   console.log(`\nmesher processes\n`);
   console.log(
