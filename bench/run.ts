@@ -36,8 +36,8 @@ const HELP = `bun run bench [-- options]
                     0: tracing off
   --path P          request path: / (hello world, default), /bytes/1024, /bytes/1048576 ...
   --soak S          instead of the table: S seconds at half the 1-hop capacity (or --rate if
-                    given) through one mesher hop, 5% of clients leaving mid-response; prints
-                    the mesher's RSS and sockets over time
+                    given) through the first of --rows (default one: one mesher hop), 5% of
+                    clients leaving mid-response; prints the mesher's RSS and sockets over time
   --smoke           a few seconds in all: 1 s per row, no warm-up, 500 req/s (for the test)
   --cpu-prof        run the meshers with bun --cpu-prof (profiles written to bench/profiles)
 `;
@@ -70,7 +70,9 @@ const rounds = Number(o.rounds);
 const warmup = Number(o.warmup);
 const rate = Number(o.rate);
 const fixed = Number(o.fixed);
-const wanted = new Set(o.soak ? ["one"] : o.rows.split(","));
+// A soak runs one 1-hop row: "one", or the first of --rows when given (e.g. one-otlphttp).
+const rowsGiven = process.argv.some((a) => a.startsWith("--rows"));
+const wanted = new Set(o.soak ? [rowsGiven ? o.rows.split(",")[0]! : "one"] : o.rows.split(","));
 const rateGiven = process.argv.some((a) => a.startsWith("--rate"));
 
 interface Row {
