@@ -110,7 +110,7 @@ describe("sampling", () => {
   });
 });
 
-describe("OTLP over HTTP (protocol: http/protobuf)", () => {
+describe("OTLP exporters: over HTTP (protocol: http/protobuf), headers", () => {
   test("both hops' spans reach a collector's POST /v1/traces, one trace; a path in the endpoint is used as given", async () => {
     const otlp = await startOtlpReceiver({ protocol: "http/protobuf" });
     const app = startEchoApp();
@@ -133,6 +133,27 @@ describe("OTLP over HTTP (protocol: http/protobuf)", () => {
       await mesh.stop();
       app.stop(true);
       await otlp.stop();
+    }
+  });
+
+  test("otlp.headers go with every export: HTTP headers, or gRPC metadata", async () => {
+    const receivers = [await startOtlpReceiver({ protocol: "http/protobuf" }), await startOtlpReceiver()];
+    const app = startEchoApp();
+    const otlp = (r: (typeof receivers)[number], protocol: "grpc" | "http/protobuf") => ({ endpoint: r.url, protocol, headers: { "X-Api-Key": `key-${protocol}` } });
+    const mesh = twoSidecars(app.port!, {
+      a: { tracing: { sampler: 1, flushInterval: 50, otlp: otlp(receivers[0]!, "http/protobuf") } },
+      b: { tracing: { sampler: 1, flushInterval: 50, otlp: otlp(receivers[1]!, "grpc") } },
+    });
+    try {
+      await echoed(mesh.proxy);
+      await Promise.all(receivers.map((r) => r.waitFor((s) => s.length === 1)));
+      expect(receivers[0]!.headers["x-api-key"]).toBe("key-http/protobuf");
+      expect(receivers[0]!.headers["content-type"]).toBe("application/x-protobuf");
+      expect(receivers[1]!.headers["x-api-key"]).toBe("key-grpc");
+    } finally {
+      await mesh.stop();
+      app.stop(true);
+      await Promise.all(receivers.map((r) => r.stop()));
     }
   });
 
@@ -289,6 +310,11 @@ describe("access log", () => {
     // A path is an OTLP/HTTP thing; on a gRPC endpoint it would be silently ignored.
     expect(problems({ otlp: { endpoint: "http://127.0.0.1:4318/v1/traces" } })).toEqual(["tracing.otlp.endpoint"]);
     expect(problems({ otlp: { endpoint: "http://127.0.0.1:4318/v1/traces", protocol: "http/protobuf" } })).toEqual([]);
+    expect(problems({ otlp: { endpoint: "127.0.0.1:4317", headers: { "x api key": "k", ok: "line\nbreak", "trace-bin": "x" } } })).toEqual([
+      'tracing.otlp.headers["x api key"]',
+      "tracing.otlp.headers.ok",
+      'tracing.otlp.headers["trace-bin"]',
+    ]);
   });
 
   test("an unknown operator is a config error naming the path", () => {

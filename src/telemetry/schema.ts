@@ -22,7 +22,7 @@ const OtlpEndpoint = v.pipe(
 );
 
 /** OTLP transports, named as OpenTelemetry's OTEL_EXPORTER_OTLP_PROTOCOL names them. */
-export const OTLP_PROTOCOLS = ["grpc", "http/protobuf"] as const;
+const OTLP_PROTOCOLS = ["grpc", "http/protobuf"] as const;
 
 const OtlpSchema = v.pipe(
   v.strictObject({
@@ -38,6 +38,15 @@ const OtlpSchema = v.pipe(
       "grpc",
     ),
     timeout: v.optional(v.pipe(Duration, d("give up one export after this (spans are dropped and counted)")), "10s"),
+    headers: v.optional(
+      v.pipe(
+        v.record(
+          v.pipe(v.string(), v.regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, "a header name"), v.check((k) => !k.toLowerCase().endsWith("-bin"), "a text header (binary -bin metadata is not supported)")),
+          v.pipe(v.string(), v.regex(/^[\t\x20-\x7e\x80-\xff]*$/, "a header value without control characters")),
+        ),
+        d('sent with every export, as HTTP headers or gRPC metadata (names in lower case), e.g. { "x-api-key": "..." } for a hosted collector; OTEL_EXPORTER_OTLP_HEADERS adds to them'),
+      ),
+    ),
   }),
   v.forward(
     v.check((o) => o.protocol !== "grpc" || !/:\d{1,5}\/./.test(o.endpoint), 'a gRPC collector address without a path ("host:port" or "http://host:port"); a path is for protocol "http/protobuf"'),

@@ -37,6 +37,8 @@ export interface OtlpReceiver {
   readonly spans: ReceivedSpan[];
   /** Export calls received. */
   calls: number;
+  /** The last export's HTTP headers or gRPC metadata (lower-case names). */
+  headers: Record<string, string>;
   /** Resolves once `pred` holds for the collected spans; rejects after `timeoutMs`. */
   waitFor(pred: (spans: ReceivedSpan[]) => boolean, timeoutMs?: number): Promise<ReceivedSpan[]>;
   stop(): Promise<void>;
@@ -114,6 +116,7 @@ export async function startOtlpReceiver(portOrOptions: number | OtlpReceiverOpti
     url: "",
     spans,
     calls: 0,
+    headers: {},
     waitFor(pred, timeoutMs = 15_000) {
       return new Promise((resolve, reject) => {
         const check = () => {
@@ -168,6 +171,7 @@ export async function startOtlpReceiver(portOrOptions: number | OtlpReceiverOpti
         if (!/^application\/x-protobuf\b/.test(req.headers.get("content-type") ?? "")) return new Response("unsupported media type", { status: 415 });
         let body = new Uint8Array(await req.arrayBuffer());
         if (req.headers.get("content-encoding") === "gzip") body = Bun.gunzipSync(body);
+        receiver.headers = Object.fromEntries(req.headers);
         collect(Export!.requestDeserialize(Buffer.from(body)) as ExportRequest);
         return new Response(new Uint8Array(Export!.responseSerialize({})), { headers: { "content-type": "application/x-protobuf" } });
       },
@@ -180,6 +184,7 @@ export async function startOtlpReceiver(portOrOptions: number | OtlpReceiverOpti
   stop = () => new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
   server.addService(service, {
     Export(call: grpc.ServerUnaryCall<ExportRequest, unknown>, callback: grpc.sendUnaryData<unknown>) {
+      receiver.headers = Object.fromEntries(Object.entries(call.metadata.getMap()).map(([k, v]) => [k, String(v)]));
       collect(call.request);
       callback(null, {});
     },

@@ -10,7 +10,7 @@
  */
 import type { Attributes } from "@opentelemetry/api";
 import type { SegmentObject } from "../skywalking/segment.ts";
-import type { OtlpProtocol } from "./otlp.ts";
+import type { OtlpOptions } from "./otlp.ts";
 import type { TraceIdentity } from "./tracer.ts";
 
 /** A finished hop as its span will be made (ids and times the hop chose). */
@@ -34,7 +34,7 @@ export interface ExportOptions {
   identity: TraceIdentity;
   flushInterval: number;
   maxQueue: number;
-  otlp?: { endpoint: string; timeout: number; protocol: OtlpProtocol };
+  otlp?: OtlpOptions;
   skywalking?: { serverUri: string; keepAlive: number };
 }
 

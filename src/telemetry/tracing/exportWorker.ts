@@ -38,7 +38,7 @@ function init(o: ExportOptions): void {
 
 function initOtlp(o: ExportOptions, otlp: NonNullable<ExportOptions["otlp"]>): void {
   const drop = dropper("otlp");
-  const exporter = new CountingExporter(otlpExporter(otlp.endpoint, otlp.timeout, otlp.protocol), drop);
+  const exporter = new CountingExporter(otlpExporter(otlp), drop);
   const batch = new BatchSpanProcessor({
     exporter,
     scheduledDelayMillis: o.flushInterval,

@@ -5,9 +5,9 @@
 import type { Context } from "@opentelemetry/api";
 import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
 import type { BatchSpanProcessor, ReadableSpan, Span, SpanExporter, SpanProcessor } from "@opentelemetry/sdk-trace";
-import type { OTLP_PROTOCOLS } from "../schema.ts";
+import type { TracingOptions } from "../schema.ts";
 
-export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
+export type OtlpOptions = NonNullable<TracingOptions["otlp"]>;
 
 /**
  * The OTLP exporter for `protocol`. "grpc" is the design card's exporter; "http/protobuf"
@@ -17,16 +17,23 @@ export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
  * grpc-js and Node's http2, ~17 MB of RSS; for HTTP ~8 MB less) is imported in the background,
  * so a sidecar pays for it only with `otlp` configured and its start never waits for it.
  */
-export function otlpExporter(endpoint: string, timeoutMs: number, protocol: OtlpProtocol = "grpc"): SpanExporter {
-  const url = endpoint.includes("://") ? endpoint : `http://${endpoint}`;
-  if (protocol === "http/protobuf") {
+export function otlpExporter(o: OtlpOptions): SpanExporter {
+  const url = o.endpoint.includes("://") ? o.endpoint : `http://${o.endpoint}`;
+  const timeoutMillis = o.timeout;
+  // gRPC metadata keys are lower case; HTTP names are case-insensitive: one form for both.
+  const headers = Object.fromEntries(Object.entries(o.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
+  if (o.protocol === "http/protobuf") {
     const target = /^[a-z]+:\/\/[^/]+\/?$/i.test(url) ? `${url.replace(/\/$/, "")}/v1/traces` : url;
     return new DeferredExporter(
-      import("@opentelemetry/exporter-trace-otlp-proto").then(({ OTLPTraceExporter }) => new OTLPTraceExporter({ url: target, timeoutMillis: timeoutMs })),
+      import("@opentelemetry/exporter-trace-otlp-proto").then(({ OTLPTraceExporter }) => new OTLPTraceExporter({ url: target, timeoutMillis, headers })),
     );
   }
   return new DeferredExporter(
-    import("@opentelemetry/exporter-trace-otlp-grpc").then(({ OTLPTraceExporter }) => new OTLPTraceExporter({ url, timeoutMillis: timeoutMs })),
+    Promise.all([import("@opentelemetry/exporter-trace-otlp-grpc"), import("@grpc/grpc-js")]).then(([{ OTLPTraceExporter }, { Metadata }]) => {
+      const metadata = new Metadata();
+      for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
+      return new OTLPTraceExporter({ url, timeoutMillis, metadata });
+    }),
   );
 }
 
