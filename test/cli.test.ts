@@ -3,6 +3,7 @@
  * errors named by field path, refusal before any port opens.
  */
 import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CLI, run, spawnMesher, startEchoApp, tempDir, curl, closedPort } from "./helpers.ts";
 
@@ -140,6 +141,24 @@ describe("graceful shutdown", () => {
     } finally {
       m.proc.kill();
       app.stop(true);
+    }
+  });
+});
+
+describe("the runtime", () => {
+  test("the sidecar runs with JSC's FTL tier off, in the process that was started; a BUN_JSC_useFTLJIT the user sets is kept", async () => {
+    const dir = tempDir({ "c.yaml": `service: { name: shop }\nlisten: { consumer: "127.0.0.1:0", admin: false }\n` });
+    const environ = (pid: number) => readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+    const a = await spawnMesher(["-c", join(dir, "c.yaml")]);
+    const b = await spawnMesher(["-c", join(dir, "c.yaml")], { BUN_JSC_useFTLJIT: "1" });
+    try {
+      // The PID Bun.spawn returned is the one listening (re-executed in place, not a child).
+      expect(environ(a.proc.pid)).toContain("BUN_JSC_useFTLJIT=0");
+      expect(environ(b.proc.pid)).toContain("BUN_JSC_useFTLJIT=1");
+      expect(environ(b.proc.pid)).not.toContain("BUN_JSC_useFTLJIT=0");
+    } finally {
+      a.proc.kill();
+      b.proc.kill();
     }
   });
 });
