@@ -310,10 +310,11 @@ describe("access log", () => {
     // A path is an OTLP/HTTP thing; on a gRPC endpoint it would be silently ignored.
     expect(problems({ otlp: { endpoint: "http://127.0.0.1:4318/v1/traces" } })).toEqual(["tracing.otlp.endpoint"]);
     expect(problems({ otlp: { endpoint: "http://127.0.0.1:4318/v1/traces", protocol: "http/protobuf" } })).toEqual([]);
-    expect(problems({ otlp: { endpoint: "127.0.0.1:4317", headers: { "x api key": "k", ok: "line\nbreak", "trace-bin": "x" } } })).toEqual([
+    expect(problems({ otlp: { endpoint: "127.0.0.1:4317", headers: { "x api key": "k", ok: "line\nbreak", "trace-bin": "x", "x-ok": "tab\tbad" } } })).toEqual([
       'tracing.otlp.headers["x api key"]',
       "tracing.otlp.headers.ok",
       'tracing.otlp.headers["trace-bin"]',
+      'tracing.otlp.headers["x-ok"]',
     ]);
   });
 

@@ -41,8 +41,13 @@ const OtlpSchema = v.pipe(
     headers: v.optional(
       v.pipe(
         v.record(
-          v.pipe(v.string(), v.regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, "a header name"), v.check((k) => !k.toLowerCase().endsWith("-bin"), "a text header (binary -bin metadata is not supported)")),
-          v.pipe(v.string(), v.regex(/^[\t\x20-\x7e\x80-\xff]*$/, "a header value without control characters")),
+          // What both carry: gRPC metadata keys are [0-9a-z_.-] (after lower-casing), values printable ASCII.
+          v.pipe(
+            v.string(),
+            v.regex(/^[A-Za-z0-9_.-]+$/, 'a header name of letters, digits, "-", "_" and "."'),
+            v.check((k) => !k.toLowerCase().endsWith("-bin"), 'a text header (binary "-bin" metadata is not supported)'),
+          ),
+          v.pipe(v.string(), v.regex(/^[\x20-\x7e]*$/, "a header value of printable ASCII characters")),
         ),
         d('sent with every export, as HTTP headers or gRPC metadata (names in lower case), e.g. { "x-api-key": "..." } for a hosted collector; OTEL_EXPORTER_OTLP_HEADERS adds to them'),
       ),
