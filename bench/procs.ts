@@ -82,7 +82,10 @@ export async function startApp(extraPorts = 0): Promise<Proc> {
   return p;
 }
 
-/** Starts bench/collector.ts (an OTLP/gRPC and an OTLP/HTTP receiver, `extra.http`); it counts spans into `spansFile`. */
+/**
+ * Starts bench/collector.ts: an OTLP/gRPC receiver (`address`) and an OTLP/HTTP one
+ * (`extra.http`); it counts spans into `spansFile`.
+ */
 export async function startCollector(spansFile: string): Promise<Proc> {
   const proc = spawn(["bun", join(ROOT, "bench/collector.ts")], { SPANS_FILE: spansFile }, "collector");
   const m = await waitLine(proc, /collector (\S+) http=(\S+)\n/);
@@ -125,9 +128,10 @@ async function waitConnect(address: string, ms = 10000): Promise<void> {
 }
 
 /**
- * nginx (one worker, no master, in the foreground, unprivileged paths), proxying to `upstreams` (round robin) with keep-alive. Its idle cache
- * holds 64 connections, or two per server when there are more (the cache is per worker, shared
- * by all servers: a smaller one would close connections round robin needs next).
+ * nginx (one worker, no master, in the foreground, unprivileged paths), proxying to
+ * `upstreams` (round robin) with keep-alive. Its idle cache holds 64 connections, or two per
+ * server when there are more (the cache is per worker, shared by all servers: a smaller one
+ * would close connections round robin needs next).
  */
 export async function startNginx(dir: string, upstreams: string[], name = "nginx"): Promise<Proc> {
   const ndir = join(dir, name);
