@@ -40,6 +40,9 @@ const HELP = `bun run bench [-- options]
                     clients leaving mid-response; prints the mesher's RSS and sockets over time
   --smoke           a few seconds in all: 1 s per row, no warm-up, 500 req/s (for the test)
   --cpu-prof        run the meshers with bun --cpu-prof (profiles written to bench/profiles)
+
+Environment: BUN_JSC_useFTLJIT=1 runs the meshers with JSC's FTL tier, which mesher turns off
+unless told (src/cli.ts); the meshers inherit the bench's environment.
 `;
 
 const { values: o } = parseArgs({
