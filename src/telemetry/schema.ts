@@ -9,17 +9,15 @@ import { compileFormat } from "./accessLog.ts";
 
 const d = v.description;
 
-/** "http://host:port", "https://host:port" or "host:port" (taken as plaintext http). */
-const GrpcEndpoint = v.pipe(
-  v.string(),
-  v.regex(/^(?:https?:\/\/)?[A-Za-z0-9.\-[\]:]+:\d{1,5}\/?$/, 'a collector address "host:port" or "http://host:port"'),
-);
+/** A collector's address: "http://host:port", "https://host:port" or "host:port" (taken as plaintext http). */
+const COLLECTOR = String.raw`(?:https?:\/\/)?[A-Za-z0-9.\-[\]:]+:\d{1,5}`;
+const COLLECTOR_EXPECTED = 'a collector address "host:port" or "http://host:port"';
 
-/** "http(s)://host:port[/path]" or "host:port"; OTLP/HTTP may name the path (default /v1/traces). */
-const OtlpEndpoint = v.pipe(
-  v.string(),
-  v.regex(/^(?:https?:\/\/)?[A-Za-z0-9.\-[\]:]+:\d{1,5}(?:\/[^\s?#]*)?$/, 'a collector address "host:port" or "http://host:port"'),
-);
+/** A collector for gRPC: no path. */
+const GrpcEndpoint = v.pipe(v.string(), v.regex(new RegExp(`^${COLLECTOR}\\/?$`), COLLECTOR_EXPECTED));
+
+/** A collector for OTLP, which over HTTP may name the path (default /v1/traces). */
+const OtlpEndpoint = v.pipe(v.string(), v.regex(new RegExp(`^${COLLECTOR}(?:\\/[^\\s?#]*)?$`), COLLECTOR_EXPECTED));
 
 /** OTLP transports, named as OpenTelemetry's OTEL_EXPORTER_OTLP_PROTOCOL names them. */
 const OTLP_PROTOCOLS = ["grpc", "http/protobuf"] as const;

@@ -2,10 +2,11 @@
  * The trace exporters on their own thread. The data path records a finished hop as a plain
  * SpanRecord (OpenTelemetry) and/or SegmentObject (SkyWalking); they go to a Worker
  * (exportWorker.ts) in batches, where the OpenTelemetry SDK makes the spans and sends them
- * with the design card's OTLP/gRPC exporter, and the SkyWalking reporter sends the segments.
- * Making span objects, serialising and gRPC never run on the event loop that serves requests:
- * measured in-process at 1% sampling, the OTLP export stalled it up to 10-25 ms once per batch
- * and doubled the p99 at a fixed 3,000 req/s (bench/NOTES.md, change 9). The SDK and the gRPC
+ * with the OTLP exporter (the design card's OTLP/gRPC one, or OTLP/HTTP: otlp.ts), and the
+ * SkyWalking reporter sends the segments. Making span objects, serialising and the export never
+ * run on the event loop that serves requests: measured in-process at 1% sampling, the OTLP
+ * export stalled it up to 10-25 ms once per batch and doubled the p99 at a fixed 3,000 req/s
+ * (bench/NOTES.md, change 9; again with today's exporter, change 17). The SDK and the exporters'
  * clients load in the worker only, never in the main thread.
  */
 import type { Attributes } from "@opentelemetry/api";

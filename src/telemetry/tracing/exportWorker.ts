@@ -1,7 +1,7 @@
 /**
  * The exporter thread (started by exportThread.ts): turns the SpanRecords it is sent into the
- * SDK's ReadableSpans, with the ids and times the hops chose, and exports them over OTLP/gRPC
- * through the SDK's BatchSpanProcessor; hands SkyWalking segments to the reporter.
+ * SDK's ReadableSpans, with the ids and times the hops chose, and exports them over OTLP (gRPC
+ * or HTTP: otlp.ts) through the SDK's BatchSpanProcessor; hands SkyWalking segments to the reporter.
  * What is dropped (a full queue, a failed export) is reported back to be counted in
  * mesher_dropped_spans_total.
  *
