@@ -1,7 +1,9 @@
 /**
  * Heavy modules load only when the config uses them (issue 7: a sidecar's RSS): etcd3,
- * node:http2's gRPC listeners, yaml; the OpenTelemetry SDK, the OTLP exporter and
- * SkyWalking's grpc-js clients load in the exporter thread, never in the main one. Each case starts a mesher in a fresh process and reads which modules it loaded.
+ * node:http2's gRPC listeners, yaml; the OpenTelemetry SDK, the OTLP/gRPC exporter and
+ * SkyWalking's grpc-js clients load in the exporter thread, never in the main one; OTLP/HTTP
+ * alone exports from the main thread, with no gRPC client. Each case starts a mesher in a
+ * fresh process and reads which modules it loaded.
  */
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
@@ -34,6 +36,16 @@ describe("lazy loading", () => {
     for (const heavy of ["@opentelemetry/sdk-trace", "@opentelemetry/exporter-trace-otlp-grpc", "@grpc/grpc-js", "src/telemetry/skywalking/client.ts", "etcd3"]) {
       expect(m.later).not.toContain(heavy);
     }
+  });
+
+  test("tracing over OTLP/HTTP alone: the SDK and exporter load in the main thread, no gRPC client", async () => {
+    const tracing = { otlp: { endpoint: "127.0.0.1:1", protocol: "http/protobuf" } };
+    const m = await modulesOf({ ...base, tracing }, ["@opentelemetry/otlp-exporter-base", "@opentelemetry/otlp-transformer"]);
+    expect(m.atStart).not.toContain("@opentelemetry/sdk-trace"); // loaded in the background
+    for (const name of ["@opentelemetry/sdk-trace", "@opentelemetry/otlp-exporter-base", "@opentelemetry/otlp-transformer", "src/telemetry/tracing/otlpSpans.ts"]) {
+      expect(m.later).toContain(name);
+    }
+    for (const heavy of ["@grpc/grpc-js", "@opentelemetry/exporter-trace-otlp-grpc", "src/telemetry/tracing/exportWorker.ts"]) expect(m.later).not.toContain(heavy);
   });
 
   test("an etcd registry loads etcd3, and only then", async () => {

@@ -177,6 +177,50 @@ describe("OTLP exporters: over HTTP (protocol: http/protobuf), headers", () => {
   });
 });
 
+describe("OTLP/HTTP alone, exported from the main thread", () => {
+  test("spans still buffered when the sidecar stops reach the collector", async () => {
+    const otlp = await startOtlpReceiver({ protocol: "http/protobuf" });
+    const app = startEchoApp();
+    // A long flush interval: nothing is exported before the stop.
+    const tracing = { sampler: 1, flushInterval: "1h", otlp: { endpoint: otlp.url, protocol: "http/protobuf" as const } };
+    const mesh = twoSidecars(app.port!, { a: { tracing } });
+    try {
+      for (let i = 0; i < 4; i++) await echoed(mesh.proxy);
+      expect(otlp.spans).toHaveLength(0);
+    } finally {
+      await mesh.stop();
+      app.stop(true);
+    }
+    try {
+      expect(otlp.spans.map((s) => s.kind)).toEqual(Array(4).fill("SPAN_KIND_CLIENT"));
+      expect(new Set(otlp.spans.map((s) => s.traceId)).size).toBe(4);
+    } finally {
+      await otlp.stop();
+    }
+  });
+
+  test("a collector that is down: requests succeed, undelivered spans are counted", async () => {
+    const app = startEchoApp();
+    const tracing = { flushInterval: 50, otlp: { endpoint: `127.0.0.1:${closedPort()}`, protocol: "http/protobuf" as const, timeout: 300 } };
+    const mesh = twoSidecars(app.port!, { a: { tracing } });
+    try {
+      for (let i = 0; i < 5; i++) await echoed(mesh.proxy);
+      let text = "";
+      for (let i = 0; i < 100; i++) {
+        await mesh.a.runtime.telemetry.flush();
+        text = await metricsText(mesh.a.addresses.admin!);
+        if (sample(text, "mesher_dropped_spans_total", { exporter: "otlp" }) >= 5) break;
+        await Bun.sleep(50); // bounded poll: the exporter's retries end within its timeout
+      }
+      expect(sample(text, "mesher_dropped_spans_total", { exporter: "otlp" })).toBe(5);
+      expect(sample(text, "requests_total", { service_name: "promotion" })).toBe(5);
+    } finally {
+      await mesh.stop();
+      app.stop(true);
+    }
+  });
+});
+
 describe("collectors that are down", () => {
   test("requests succeed; undelivered spans and segments are counted", async () => {
     const app = startEchoApp();

@@ -1,13 +1,17 @@
 /**
- * The trace exporters on their own thread. The data path records a finished hop as a plain
- * SpanRecord (OpenTelemetry) and/or SegmentObject (SkyWalking); they go to a Worker
- * (exportWorker.ts) in batches, where the OpenTelemetry SDK makes the spans and sends them
- * with the OTLP exporter (the design card's OTLP/gRPC one, or OTLP/HTTP: otlp.ts), and the
- * SkyWalking reporter sends the segments. Making span objects, serialising and the export never
- * run on the event loop that serves requests: measured in-process at 1% sampling, the OTLP
- * export stalled it up to 10-25 ms once per batch and doubled the p99 at a fixed 3,000 req/s
- * (bench/NOTES.md, change 9; again with today's exporter, change 17). The SDK and the exporters'
- * clients load in the worker only, never in the main thread.
+ * Where finished hops go to be exported. The data path records a finished hop as a plain
+ * SpanRecord (OpenTelemetry) and/or SegmentObject (SkyWalking); the tracer hands them over in
+ * batches to one of two sinks (startExports):
+ * - the exporter thread, a Worker (exportWorker.ts), for OTLP/gRPC (the design card's exporter)
+ *   and SkyWalking. Their gRPC client, grpc-js on Node's http2, does not belong on the event loop
+ *   that serves requests: measured in-process at 1% sampling, an OTLP/gRPC export stalled it up
+ *   to 10-25 ms once per batch and doubled the p99 at a fixed 3,000 req/s (bench/NOTES.md,
+ *   change 9; its first seconds in-process still stall 28-36 ms, change 19);
+ * - the main thread, for OTLP/HTTP alone: its exporter posts with Bun's native fetch (otlp.ts),
+ *   and a batch's serialisation costs the event loop well under a millisecond at that rate,
+ *   with the fixed-rate p99 unchanged; a Worker would cost ~10 MB of RSS in steady state
+ *   (its own heap and copies of the SDK's modules; change 19).
+ * Either way the SDK and the exporters' clients load only when export is configured.
  */
 import type { Attributes } from "@opentelemetry/api";
 import type { SegmentObject } from "../skywalking/segment.ts";
@@ -54,7 +58,77 @@ export type FromWorker = { type: "dropped"; exporter: Exporter; n: number } | { 
 /** Bun's Worker has Node's ref/unref (not in the DOM typings). */
 type BunWorker = Worker & { ref(): void; unref(): void };
 
-export class ExportThread {
+/** What the tracer hands finished hops to. */
+export interface SpanSink {
+  send(spans: SpanRecord[], segments: SegmentObject[]): void;
+  /** Resolves once what was sent so far has been exported (or dropped). Never rejects. */
+  flush(): Promise<void>;
+  /** Exports what is left, then closes. Never rejects. */
+  shutdown(): Promise<void>;
+}
+
+type DropCounter = (exporter: Exporter, n: number) => void;
+
+/** The sink for `options`: the main thread for OTLP/HTTP alone, else the exporter thread. */
+export function startExports(options: ExportOptions, dropped: DropCounter): SpanSink {
+  const otlp = options.otlp;
+  if (otlp?.protocol === "http/protobuf" && !options.skywalking) return new InProcessExport({ ...options, otlp }, dropped);
+  return new ExportThread(options, dropped);
+}
+
+/**
+ * OTLP/HTTP export on the main thread. The SDK and exporter load in the background on the
+ * first use; batches sent meanwhile wait (a few milliseconds at start).
+ */
+class InProcessExport implements SpanSink {
+  #spans?: import("./otlpSpans.ts").OtlpSpans;
+  #waiting: SpanRecord[][] = [];
+  #closed = false;
+  readonly #ready: Promise<void>;
+
+  constructor(
+    options: ExportOptions & { otlp: OtlpOptions },
+    private readonly dropped: DropCounter,
+  ) {
+    this.#ready = import("./otlpSpans.ts").then(
+      ({ OtlpSpans }) => {
+        const spans = new OtlpSpans(options, (n) => dropped("otlp", n));
+        for (const batch of this.#waiting) spans.add(batch);
+        this.#waiting = [];
+        this.#spans = spans;
+      },
+      (err: unknown) => {
+        console.error("mesher: the OTLP exporter failed to load (spans are dropped and counted):", (err as Error).message);
+        for (const batch of this.#waiting) dropped("otlp", batch.length);
+        this.#waiting = [];
+        this.#closed = true;
+      },
+    );
+  }
+
+  send(spans: SpanRecord[], segments: SegmentObject[]): void {
+    if (segments.length) this.dropped("skywalking", segments.length); // not configured: never sent here
+    if (!spans.length) return;
+    if (this.#closed) this.dropped("otlp", spans.length);
+    else if (this.#spans) this.#spans.add(spans);
+    else this.#waiting.push(spans);
+  }
+
+  async flush(): Promise<void> {
+    await this.#ready;
+    await this.#spans?.flush();
+  }
+
+  async shutdown(): Promise<void> {
+    await this.#ready;
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#spans?.shutdown();
+  }
+}
+
+/** The exporter thread (a Worker running exportWorker.ts). */
+export class ExportThread implements SpanSink {
   readonly #worker: BunWorker;
   readonly #waiting = new Map<number, () => void>();
   #next = 0;
@@ -63,7 +137,7 @@ export class ExportThread {
 
   constructor(
     options: ExportOptions,
-    private readonly dropped: (exporter: Exporter, n: number) => void,
+    private readonly dropped: DropCounter,
   ) {
     this.#worker = new Worker(new URL("./exportWorker.ts", import.meta.url).href) as BunWorker;
     // Idle, the worker does not keep the process alive; it is held while a flush is awaited.

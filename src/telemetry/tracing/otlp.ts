@@ -25,7 +25,20 @@ export function otlpExporter(o: OtlpOptions): SpanExporter {
   if (o.protocol === "http/protobuf") {
     const target = /^[a-z]+:\/\/[^/]+\/?$/i.test(url) ? `${url.replace(/\/$/, "")}/v1/traces` : url;
     return new DeferredExporter(
-      import("@opentelemetry/exporter-trace-otlp-proto").then(({ OTLPTraceExporter }) => new OTLPTraceExporter({ url: target, timeoutMillis, headers })),
+      Promise.all([
+        import("@opentelemetry/otlp-exporter-base"),
+        import("@opentelemetry/otlp-exporter-base/node-http"),
+        import("@opentelemetry/otlp-exporter-base/browser-http"),
+        import("@opentelemetry/otlp-transformer"),
+      ]).then(([{ OTLPExporterBase }, node, fetchHttp, { ProtobufTraceSerializer, TraceExporterMetricsHelper }]) => {
+        // exporter-trace-otlp-proto's OTLPTraceExporter, assembled from its parts with the
+        // fetch transport (its browser build's) in place of Node's http client: the same
+        // configuration (OTEL_EXPORTER_OTLP_* included), serialiser and retries, without
+        // loading node:http in the exporter thread.
+        const options = node.convertLegacyHttpOptions({ url: target, timeoutMillis, headers }, "TRACES", "v1/traces", { "Content-Type": "application/x-protobuf" });
+        const metrics = node.createOtlpHttpExporterMetrics("otlp_http_span_exporter", TraceExporterMetricsHelper, options.url, undefined);
+        return new OTLPExporterBase(fetchHttp.createOtlpSendBeaconExportDelegate(options, ProtobufTraceSerializer, metrics)) as SpanExporter;
+      }),
     );
   }
   return new DeferredExporter(

@@ -4,14 +4,14 @@
  * an unsampled request costs a few header lookups and nothing else (no span, no id, no
  * parsing unless a trace header is present). A finished hop becomes a record of its span
  * (OpenTelemetry) and/or a SkyWalking segment (one per hop, ids shared with the span); both
- * are exported on a thread of their own (exportThread.ts).
+ * are exported in batches (exportThread.ts).
  */
 import { SpanKind, type Attributes } from "@opentelemetry/api";
 import type { MeshError } from "../../pipeline/errors.ts";
 import type { Ctx } from "../../pipeline/types.ts";
 import type { TracingOptions } from "../schema.ts";
 import { hopSegment, type SegmentObject } from "../skywalking/segment.ts";
-import { ExportThread, type SpanRecord } from "./exportThread.ts";
+import { startExports, type SpanRecord, type SpanSink } from "./exportThread.ts";
 import { extract, inject, injectDeny, type HeaderCarrier, type Incoming, type SwParent } from "./propagation.ts";
 
 /**
@@ -60,7 +60,7 @@ export interface Hop {
   readonly otel?: { name: string; attributes: Attributes; startTime: number };
 }
 
-/** The remote parent of a span record (plain values: it crosses to the exporter thread). */
+/** The remote parent of a span record (plain values: it may cross to the exporter thread). */
 function parentOf(incoming: Incoming | undefined): SpanRecord["parent"] {
   if (!incoming?.traceId || !incoming.spanId) return undefined;
   return { traceId: incoming.traceId, spanId: incoming.spanId, traceState: incoming.traceState?.serialize() };
@@ -91,11 +91,11 @@ export type DropCounter = (exporter: "otlp" | "skywalking", n: number) => void;
 export class HopTracer {
   readonly #ratio: number;
   readonly #id: TraceIdentity;
-  /** The exporters' thread (OTLP and/or SkyWalking); none when tracing only propagates. */
-  readonly #exports?: ExportThread;
+  /** Where finished hops are exported (OTLP and/or SkyWalking); none when tracing only propagates. */
+  readonly #exports?: SpanSink;
   readonly #otlp: boolean;
   readonly #sw: boolean;
-  /** Finished hops not yet handed to the exporter thread (sent in one message per batch). */
+  /** Finished hops not yet handed to the exporters (one batch per drain). */
   #spans: SpanRecord[] = [];
   #segments: SegmentObject[] = [];
   #timer: Timer | undefined;
@@ -112,7 +112,7 @@ export class HopTracer {
     this.#otlp = options.otlp !== undefined;
     this.#sw = options.skywalking !== undefined;
     if (this.#otlp || this.#sw) {
-      this.#exports = new ExportThread(
+      this.#exports = startExports(
         { identity, flushInterval: options.flushInterval, maxQueue: options.maxQueue, otlp: options.otlp, skywalking: options.skywalking },
         dropped,
       );
@@ -218,7 +218,7 @@ export class HopTracer {
     }
   }
 
-  /** Hands the finished hops to the exporter thread, in one message. */
+  /** Hands the finished hops to the exporters, in one batch. */
   #drain(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
