@@ -31,7 +31,7 @@ const OtlpSchema = v.pipe(
     protocol: v.optional(
       v.pipe(
         v.picklist(OTLP_PROTOCOLS),
-        d('"grpc" (default, @opentelemetry/exporter-trace-otlp-grpc) or "http/protobuf" (OTLP over HTTP/1.1, @opentelemetry/exporter-trace-otlp-proto: no gRPC stack loaded, ~8 MB less memory)'),
+        d('"grpc" (default, @opentelemetry/exporter-trace-otlp-grpc, on an exporter thread) or "http/protobuf" (OTLP over HTTP/1.1 with Bun\'s fetch, from the main thread: no gRPC stack, no exporter thread, ~20 MB less memory)'),
       ),
       "grpc",
     ),
