@@ -1,6 +1,6 @@
 /**
- * The OTLP/gRPC exporter, wrapped so that what it fails to deliver is counted: a collector
- * that is down costs dropped spans (a metric), never requests.
+ * The OTLP exporters (gRPC, HTTP), wrapped so that what they fail to deliver is counted: a
+ * collector that is down costs dropped spans (a metric), never requests.
  */
 import type { Context } from "@opentelemetry/api";
 import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
@@ -11,11 +11,11 @@ export type OtlpOptions = NonNullable<TracingOptions["otlp"]>;
 
 /**
  * The OTLP exporter for `protocol`. "grpc" is the design card's exporter; "http/protobuf"
- * posts the same protobuf request over HTTP/1.1 (Node's http client, which the sidecar loads
- * anyway) to `/v1/traces`, or to the path the endpoint names, as OpenTelemetry's
- * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT does. "host:port" means plaintext. The module (for gRPC:
- * grpc-js and Node's http2, ~17 MB of RSS; for HTTP ~8 MB less) is imported in the background,
- * so a sidecar pays for it only with `otlp` configured and its start never waits for it.
+ * posts the same protobuf request over HTTP/1.1 with fetch to `/v1/traces`, or to the path the
+ * endpoint names, as OpenTelemetry's OTEL_EXPORTER_OTLP_TRACES_ENDPOINT does. "host:port"
+ * means plaintext. The modules (for gRPC: grpc-js and Node's http2, ~17 MB of RSS in the
+ * exporter thread; for HTTP a few MB) are imported in the background, so a sidecar pays for
+ * them only with `otlp` configured and its start never waits for them.
  */
 export function otlpExporter(o: OtlpOptions): SpanExporter {
   const url = o.endpoint.includes("://") ? o.endpoint : `http://${o.endpoint}`;
@@ -32,9 +32,11 @@ export function otlpExporter(o: OtlpOptions): SpanExporter {
         import("@opentelemetry/otlp-transformer"),
       ]).then(([{ OTLPExporterBase }, node, fetchHttp, { ProtobufTraceSerializer, TraceExporterMetricsHelper }]) => {
         // exporter-trace-otlp-proto's OTLPTraceExporter, assembled from its parts with the
-        // fetch transport (its browser build's) in place of Node's http client: the same
-        // configuration (OTEL_EXPORTER_OTLP_* included), serialiser and retries, without
-        // loading node:http in the exporter thread.
+        // fetch transport (its browser build's, exported under the deprecated name
+        // createOtlpSendBeaconExportDelegate) in place of Node's http client: the same
+        // configuration (OTEL_EXPORTER_OTLP_* included), serialiser and retries on Bun's native
+        // fetch, which lets it run on the main thread (exportThread.ts) without node:http's
+        // client and agent.
         const options = node.convertLegacyHttpOptions({ url: target, timeoutMillis, headers }, "TRACES", "v1/traces", { "Content-Type": "application/x-protobuf" });
         const metrics = node.createOtlpHttpExporterMetrics("otlp_http_span_exporter", TraceExporterMetricsHelper, options.url, undefined);
         return new OTLPExporterBase(fetchHttp.createOtlpSendBeaconExportDelegate(options, ProtobufTraceSerializer, metrics)) as SpanExporter;
