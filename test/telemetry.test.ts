@@ -39,6 +39,21 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
   return 0;
 }
 
+/**
+ * The sidecar's metrics once `exporters` have each counted `n` dropped spans (or segments):
+ * flushes and polls, bounded (the exporters' retries end within their timeout).
+ */
+async function metricsAfterDrops(mesh: ReturnType<typeof twoSidecars>, exporters: string[], n: number): Promise<string> {
+  let text = "";
+  for (let i = 0; i < 100; i++) {
+    await mesh.a.runtime.telemetry.flush();
+    text = await metricsText(mesh.a.addresses.admin!);
+    if (exporters.every((exporter) => sample(text, "mesher_dropped_spans_total", { exporter }) >= n)) break;
+    await Bun.sleep(50);
+  }
+  return text;
+}
+
 describe("tracing unset", () => {
   test("the TSF demo's nine headers, W3C and sw8 flow through both sidecars byte for byte; nothing is added", async () => {
     const app = startEchoApp();
@@ -205,13 +220,7 @@ describe("OTLP/HTTP alone, exported from the main thread", () => {
     const mesh = twoSidecars(app.port!, { a: { tracing } });
     try {
       for (let i = 0; i < 5; i++) await echoed(mesh.proxy);
-      let text = "";
-      for (let i = 0; i < 100; i++) {
-        await mesh.a.runtime.telemetry.flush();
-        text = await metricsText(mesh.a.addresses.admin!);
-        if (sample(text, "mesher_dropped_spans_total", { exporter: "otlp" }) >= 5) break;
-        await Bun.sleep(50); // bounded poll: the exporter's retries end within its timeout
-      }
+      const text = await metricsAfterDrops(mesh, ["otlp"], 5);
       expect(sample(text, "mesher_dropped_spans_total", { exporter: "otlp" })).toBe(5);
       expect(sample(text, "requests_total", { service_name: "promotion" })).toBe(5);
     } finally {
@@ -232,13 +241,7 @@ describe("collectors that are down", () => {
     const mesh = twoSidecars(app.port!, { a: { tracing } });
     try {
       for (let i = 0; i < 5; i++) await echoed(mesh.proxy);
-      let text = "";
-      for (let i = 0; i < 100; i++) {
-        await mesh.a.runtime.telemetry.flush();
-        text = await metricsText(mesh.a.addresses.admin!);
-        if (sample(text, "mesher_dropped_spans_total", { exporter: "otlp" }) >= 5 && sample(text, "mesher_dropped_spans_total", { exporter: "skywalking" }) >= 5) break;
-        await Bun.sleep(50); // bounded poll: the exporter's retries end within its timeout
-      }
+      const text = await metricsAfterDrops(mesh, ["otlp", "skywalking"], 5);
       expect(sample(text, "mesher_dropped_spans_total", { exporter: "otlp" })).toBe(5);
       expect(sample(text, "mesher_dropped_spans_total", { exporter: "skywalking" })).toBe(5);
       expect(sample(text, "requests_total", { service_name: "promotion" })).toBe(5);
