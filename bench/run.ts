@@ -216,7 +216,7 @@ if (o.soak) {
 // The issue's memory target is "under that load", the fixed rate: each mesher's peak RSS after
 // `memory` s at `rate` req/s from its start, before any closed-loop run (whose peak is also
 // shown). A minute, because RSS keeps growing for that long: with tracing over OTLP/gRPC, 82 MB
-// after 5 s, 89 after 60, 91-93 after 120 (bench/NOTES.md, change 19).
+// after 5 s, 89 after 60, 91-93 after 120 (bench/NOTES.md, change 20).
 const rssAtRate = new Map<number, number>();
 if (rate > 0) {
   for (const r of rows) {
