@@ -72,7 +72,7 @@ type DropCounter = (exporter: Exporter, n: number) => void;
 /** The sink for `options`: the main thread for OTLP/HTTP alone, else the exporter thread. */
 export function startExports(options: ExportOptions, dropped: DropCounter): SpanSink {
   const otlp = options.otlp;
-  if (otlp?.protocol === "http/protobuf" && !options.skywalking) return new InProcessExport({ ...options, otlp }, dropped);
+  if (otlp?.protocol === "http/protobuf" && !options.skywalking) return new InProcessExport(options, otlp, dropped);
   return new ExportThread(options, dropped);
 }
 
@@ -87,12 +87,13 @@ class InProcessExport implements SpanSink {
   readonly #ready: Promise<void>;
 
   constructor(
-    options: ExportOptions & { otlp: OtlpOptions },
+    options: ExportOptions,
+    otlp: OtlpOptions,
     private readonly dropped: DropCounter,
   ) {
     this.#ready = import("./otlpSpans.ts").then(
       ({ OtlpSpans }) => {
-        const spans = new OtlpSpans(options, (n) => dropped("otlp", n));
+        const spans = new OtlpSpans(options, otlp, (n) => dropped("otlp", n));
         for (const batch of this.#waiting) spans.add(batch);
         this.#waiting = [];
         this.#spans = spans;

@@ -17,7 +17,7 @@ const dropper = (exporter: Exporter) => (n: number) => reply({ type: "dropped", 
 
 function init(o: ExportOptions): void {
   if (o.skywalking) reporter = new SkyWalkingReporter(o.skywalking, o.identity, o, dropper("skywalking"));
-  if (o.otlp) otlp = new OtlpSpans({ ...o, otlp: o.otlp }, dropper("otlp"));
+  if (o.otlp) otlp = new OtlpSpans(o, o.otlp, dropper("otlp"));
 }
 
 self.onmessage = async (e: MessageEvent<ToWorker>) => {

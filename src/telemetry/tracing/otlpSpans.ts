@@ -15,7 +15,7 @@ import { createTraceState, SpanStatusCode, TraceFlags, type SpanContext } from "
 import { hrTimeDuration, millisToHrTime, sanitizeAttributes, type InstrumentationScope } from "@opentelemetry/core";
 import { resourceFromAttributes, type Resource } from "@opentelemetry/resources";
 import { BatchSpanProcessor, type ReadableSpan, type SpanProcessor } from "@opentelemetry/sdk-trace";
-import { CountingExporter, CountingProcessor, otlpExporter } from "./otlp.ts";
+import { CountingExporter, CountingProcessor, otlpExporter, type OtlpOptions } from "./otlp.ts";
 import type { ExportOptions, SpanRecord } from "./exportThread.ts";
 
 /** The instrumentation scope of every span (a Tracer named "mesher"). */
@@ -26,14 +26,14 @@ export class OtlpSpans {
   readonly #processor: SpanProcessor;
   readonly #resource: Resource;
 
-  constructor(o: ExportOptions & { otlp: NonNullable<ExportOptions["otlp"]> }, dropped: (n: number) => void) {
-    const exporter = new CountingExporter(otlpExporter(o.otlp), dropped);
+  constructor(o: ExportOptions, otlp: OtlpOptions, dropped: (n: number) => void) {
+    const exporter = new CountingExporter(otlpExporter(otlp), dropped);
     const batch = new BatchSpanProcessor({
       exporter,
       scheduledDelayMillis: o.flushInterval,
       maxQueueSize: o.maxQueue,
       maxExportBatchSize: Math.min(512, o.maxQueue),
-      exportTimeoutMillis: o.otlp.timeout,
+      exportTimeoutMillis: otlp.timeout,
     });
     this.#resource = resourceFromAttributes({
       "service.name": o.identity.service,
